@@ -1,0 +1,1 @@
+"""Dataset readers, splits and input pipelines (keras_fer.datasets)."""

@@ -1,0 +1,1 @@
+"""Face detection and cropping (keras_fer.faces)."""
