@@ -1,0 +1,122 @@
+"""The training loop: replica equality, multi-worker, kill-and-resume."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+WORKER = os.path.join(os.path.dirname(__file__), "scripts", "train_worker.py")
+
+
+def _run(out, *args, env=None, check=True):
+    cmd = [sys.executable, WORKER, "--out", str(out), *map(str, args)]
+    return subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True,
+                          text=True, check=check, timeout=300)
+
+
+def _load(path):
+    data = np.load(path)
+    weights = [data[k] for k in sorted((k for k in data.files if k.startswith("w")),
+                                       key=lambda k: int(k[1:]))]
+    return data["losses"], data["epochs"], weights
+
+
+def _assert_same_run(a, b, atol=1e-5):
+    np.testing.assert_allclose(a[0], b[0], atol=atol, err_msg="per-epoch losses differ")
+    np.testing.assert_array_equal(a[1], b[1])
+    assert len(a[2]) == len(b[2])
+    for wa, wb in zip(a[2], b[2]):
+        np.testing.assert_allclose(wa, wb, atol=atol, err_msg="final weights differ")
+
+
+@pytest.fixture(scope="module")
+def single_replica(tmp_path_factory):
+    out = tmp_path_factory.mktemp("single") / "r.npz"
+    _run(out, "--epochs", 3)
+    return _load(out)
+
+
+def test_two_replicas_equal_one_replica(tmp_path, single_replica):
+    out = tmp_path / "r.npz"
+    _run(out, "--epochs", 3, "--strategy", "mirrored", "--cpus", 2)
+    result = _load(out)
+    _assert_same_run(result, single_replica)
+    assert result[0][-1] < result[0][0], "training did not reduce the loss"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_worker_processes_equal_one_replica(tmp_path, single_replica):
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        env = {**os.environ,
+               "TF_CONFIG": json.dumps({"cluster": cluster,
+                                        "task": {"type": "worker", "index": index}})}
+        procs.append(subprocess.Popen(
+            [sys.executable, WORKER, "--out", str(tmp_path / f"w{index}.npz"), "--epochs", "3",
+             "--strategy", "multi_worker"], env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, text in zip(procs, outputs):
+        assert p.returncode == 0, text[-3000:]
+    assert not (tmp_path / "w1.npz").exists(), "only the chief writes results"
+    _assert_same_run(_load(tmp_path / "w0.npz"), single_replica)
+
+
+def test_kill_mid_epoch_and_resume(tmp_path, single_replica):
+    ckpt = tmp_path / "ckpt"
+    out = tmp_path / "r.npz"
+    args = ["--epochs", 3, "--checkpoint-dir", ckpt, "--checkpoint-every", 1]
+    proc = subprocess.Popen([sys.executable, WORKER, "--out", str(out), *map(str, args),
+                             "--slow-step", "0.4"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    state_file = ckpt / "trainer_state.json"
+    deadline = time.time() + 240
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:
+        if state_file.exists():
+            try:
+                state = json.loads(state_file.read_text())
+            except json.JSONDecodeError:
+                state = {}
+            if state.get("epochs_done") == 1 and state.get("step_in_epoch", 0) >= 2:
+                proc.send_signal(signal.SIGKILL)
+                killed_at = state
+                break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+    assert killed_at is not None, "the run finished or stalled before it could be killed"
+    assert not out.exists()
+
+    resumed = _run(out, *args)
+    result = _load(out)
+    # Same number of epochs in the end, and the same trajectory as a run never interrupted.
+    assert list(result[1]) == [1, 2, 3]
+    _assert_same_run(result, single_replica, atol=1e-5)
+    assert resumed.returncode == 0
+
+
+def test_loop_rejects_bad_arguments():
+    import keras
+    from keras_fer.training.loop import Trainer
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match="compiled"):
+        Trainer(model)
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        Trainer(model, checkpoint_every=0)
+    with pytest.raises(ValueError, match="epochs"):
+        Trainer(model).fit(lambda e: None, epochs=0)
