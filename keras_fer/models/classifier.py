@@ -46,6 +46,7 @@ class FERClassifier(keras.Model):
             mean=[m * 255.0 for m in mean], variance=[(s * 255.0) ** 2 for s in std],
             name="normalize")(inputs)
         x = backbone(x)
+        backbone_output = x
         if pooling == "avg":
             x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
         elif pooling == "cls":
@@ -56,6 +57,8 @@ class FERClassifier(keras.Model):
             x = keras.layers.Dropout(dropout, name="head_dropout")(x)
         outputs = keras.layers.Dense(num_classes, name="predictions")(x)
         super().__init__(inputs, outputs, **kwargs)
+        # Symbolic tensors of this graph, for Grad-CAM and feature extraction.
+        self._taps = {"backbone": backbone_output, "logits": outputs}
 
         self.backbone = backbone
         self.num_classes = num_classes
@@ -64,6 +67,10 @@ class FERClassifier(keras.Model):
         self.pooling, self.dropout = pooling, dropout
         self.class_names = list(class_names)
         self.arch, self.arch_options = arch, dict(arch_options or {})
+
+    def feature_model(self):
+        """A model from the same input to (backbone output, logits), sharing weights."""
+        return keras.Model(self.inputs, [self._taps["backbone"], self._taps["logits"]])
 
     @property
     def preprocessing(self):

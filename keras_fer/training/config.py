@@ -1,0 +1,135 @@
+"""``TrainConfig``: everything a training run needs, as data (JSON in, JSON out)."""
+
+import dataclasses
+import json
+from typing import Optional
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+LOSSES = ("ce", "focal", "pdls", "fpdls")
+SCHEDULES = ("constant", "step", "cosine", "plateau")
+PROTOCOLS = ("official", "subject_kfold", "random")
+PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """One training run. Every recipe is a set of these; ``keras-fer train`` reads one as JSON.
+
+    Data: ``dataset`` + ``data_root`` name a reader of ``keras_fer.datasets.load``;
+    ``protocol`` picks the split: "official" (``train_split``/``val_split``, e.g. FER2013
+    Training/PublicTest), "subject_kfold" (fold ``fold`` of ``folds``, no subject on both
+    sides) or "random" (the papers' leaky random split; opt-in). Recipes may instead pass
+    datasets to ``train`` directly.
+    """
+
+    # model
+    arch: str = "mini_xception"
+    arch_options: dict = dataclasses.field(default_factory=dict)
+    input_shape: Optional[tuple] = None
+    # data
+    dataset: Optional[str] = None
+    data_root: Optional[str] = None
+    data_options: dict = dataclasses.field(default_factory=dict)
+    train_split: Optional[str] = None
+    val_split: Optional[str] = None
+    protocol: str = "official"
+    folds: int = 5
+    fold: int = 0
+    label_mode: str = "onehot"
+    augment: Optional[str] = "basic"
+    mixup: Optional[float] = None
+    cutmix: Optional[float] = None
+    balance_per_class: Optional[int] = None
+    batch_size: int = 64
+    epochs: int = 10
+    # optimisation
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    sam_rho: Optional[float] = None
+    loss: str = "ce"
+    label_smoothing: float = 0.0
+    focal_gamma: float = 2.0
+    pdls_alpha: float = 0.9
+    schedule: str = "constant"
+    step_epochs: int = 10
+    step_factor: float = 0.1
+    plateau_factor: float = 0.3
+    plateau_patience: int = 5
+    early_stopping_patience: Optional[int] = None
+    mixed_precision: Optional[str] = None
+    # infrastructure
+    strategy: str = "default"
+    cpus: Optional[int] = None
+    out_dir: str = "runs/experiment"
+    checkpoint_every: Optional[int] = None
+    seed: int = 0
+    tensorboard: bool = True
+    verbose: int = 1
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        def choice(field, allowed):
+            value = getattr(self, field)
+            if value not in allowed:
+                raise ValueError(f"{field} must be one of {allowed}, got {value!r}")
+
+        def positive(field, strict=True):
+            value = getattr(self, field)
+            if value is not None and (value <= 0 if strict else value < 0):
+                raise ValueError(f"{field} must be {'> 0' if strict else '>= 0'}, got {value}")
+
+        choice("optimizer", OPTIMIZERS)
+        choice("loss", LOSSES)
+        choice("schedule", SCHEDULES)
+        choice("protocol", PROTOCOLS)
+        choice("mixed_precision", PRECISIONS)
+        choice("label_mode", ("onehot", "distribution"))
+        for field in ("batch_size", "epochs", "learning_rate", "step_epochs", "folds",
+                      "sam_rho", "checkpoint_every", "balance_per_class", "cpus",
+                      "early_stopping_patience", "plateau_patience"):
+            positive(field)
+        for field in ("weight_decay", "label_smoothing", "momentum"):
+            positive(field, strict=False)
+        if not 0 <= self.fold < self.folds:
+            raise ValueError(f"fold must be in [0, folds={self.folds}), got {self.fold}")
+        if not 0 < self.step_factor < 1 or not 0 < self.plateau_factor < 1:
+            raise ValueError("step_factor and plateau_factor must be in (0, 1)")
+        if self.input_shape is not None:
+            self.input_shape = tuple(self.input_shape)
+        if self.label_smoothing and self.loss != "ce":
+            raise ValueError("label_smoothing applies to loss='ce' only "
+                             "(PDLS/F-PDLS smooth with the label distribution)")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def to_json(self, path=None):
+        text = json.dumps(self.to_dict(), indent=2)
+        if path:
+            with open(path, "w") as f:
+                f.write(text + "\n")
+        return text
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {', '.join(unknown)}")
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, path):
+        with open(path) as f:
+            try:
+                values = json.load(f)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}: not valid JSON ({err})") from None
+        return cls.from_dict(values)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)

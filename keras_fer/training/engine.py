@@ -1,0 +1,141 @@
+"""``train(config)``: the one entry point every recipe and ``keras-fer train`` goes through."""
+
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+
+import keras
+
+from keras_fer.training.builders import build_callbacks, build_loss, build_optimizer
+from keras_fer.training.config import TrainConfig
+from keras_fer.training.loop import Trainer
+from keras_fer.training.strategy import make_strategy, split_cpu
+
+
+@dataclasses.dataclass
+class TrainResult:
+    model: keras.Model
+    history: list
+    out_dir: str
+    report: dict
+    train_seconds: float
+
+
+def load_splits(config):
+    """(train, val) FERDatasets for the config's dataset and protocol."""
+    from keras_fer import datasets
+    from keras_fer.datasets import splits
+
+    if not config.dataset or not config.data_root:
+        raise ValueError("TrainConfig.dataset and data_root are needed when no datasets are "
+                         "passed to train()")
+    if config.protocol == "official":
+        train = datasets.load(config.dataset, config.data_root, split=config.train_split,
+                              **config.data_options)
+        val = (datasets.load(config.dataset, config.data_root, split=config.val_split,
+                             **config.data_options) if config.val_split else None)
+        return train, val
+    full = datasets.load(config.dataset, config.data_root, split=None, **config.data_options)
+    if config.protocol == "subject_kfold":
+        folds = splits.subject_kfold(full, config.folds, seed=config.seed)
+    else:
+        folds = splits.random_kfold(full, config.folds, seed=config.seed)
+    train_idx, val_idx = folds[config.fold]
+    return full.subset(train_idx, f"{full.name}/fold{config.fold}/train"), \
+        full.subset(val_idx, f"{full.name}/fold{config.fold}/val")
+
+
+def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()):
+    """Trains ``config.arch`` and writes checkpoints, TensorBoard logs and an evaluation report
+    under ``config.out_dir``. Re-running the same call after an interruption resumes.
+
+    ``train_data``/``val_data``: FERDatasets to use instead of loading ``config.dataset``
+    (recipes pass folds this way). ``model``: an uncompiled model to train instead of
+    ``create_model(config.arch, ...)`` (built under the strategy's scope by the caller).
+    """
+    from keras_fer.datasets.pipeline import make_dataset
+    from keras_fer.models import create_model
+
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    os.makedirs(config.out_dir, exist_ok=True)
+    config.to_json(os.path.join(config.out_dir, "config.json"))
+    if config.cpus and config.cpus > 1:
+        split_cpu(config.cpus)
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy(config.mixed_precision)
+    keras.utils.set_random_seed(config.seed)
+    strategy = make_strategy(config.strategy)
+
+    if train_data is None:
+        train_data, loaded_val = load_splits(config)
+        val_data = loaded_val if val_data is None else val_data
+    if config.balance_per_class:
+        from keras_fer.datasets.balance import balance
+
+        train_data = balance(train_data, per_class=config.balance_per_class, seed=config.seed)
+    num_classes = len(train_data.classes)
+    counts = np.array(list(train_data.class_counts().values()), dtype=np.float64)
+    if config.verbose:
+        print(f"train: {len(train_data)} images {dict(train_data.class_counts())}")
+        if val_data is not None:
+            print(f"val:   {len(val_data)} images {dict(val_data.class_counts())}")
+
+    with strategy.scope():
+        if model is None:
+            model = create_model(config.arch, num_classes=num_classes,
+                                 input_shape=config.input_shape, **config.arch_options)
+    image_size, channels = tuple(model.input_shape[1:3]), int(model.input_shape[3])
+    pipeline = dict(image_size=image_size, channels=channels, batch_size=config.batch_size,
+                    label_mode=config.label_mode, normalization={"scale": 1.0})
+
+    def train_epoch(epoch):
+        # A fresh, epoch-seeded pipeline: the same epoch gives the same batches in every run,
+        # which is what makes resuming exact.
+        return make_dataset(train_data, shuffle=True, seed=config.seed * 100003 + epoch,
+                            augment=config.augment, mixup=config.mixup, cutmix=config.cutmix,
+                            validate=epoch == 0, **pipeline)
+
+    val_ds = (make_dataset(val_data, shuffle=False, **pipeline) if val_data is not None
+              else None)
+    steps_per_epoch = -(-len(train_data) // config.batch_size)
+
+    with strategy.scope():
+        trainee = model
+        if config.sam_rho:
+            from keras_fer.optimizers import SAMModel
+
+            trainee = SAMModel(model, rho=config.sam_rho)
+        trainee.compile(optimizer=build_optimizer(config, steps_per_epoch),
+                        loss=build_loss(config, prior=counts),
+                        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+
+    callbacks = build_callbacks(config) + list(extra_callbacks)
+    if config.tensorboard and val_data is not None:
+        from keras_fer.training.tensorboard import FERTensorBoard
+
+        callbacks.append(FERTensorBoard(os.path.join(config.out_dir, "tensorboard"), model,
+                                        val_ds, train_data.classes))
+    trainer = Trainer(trainee, strategy, checkpoint_dir=os.path.join(config.out_dir, "checkpoints"),
+                      checkpoint_every=config.checkpoint_every, callbacks=callbacks,
+                      verbose=config.verbose)
+    t0 = time.time()
+    history = trainer.fit(train_epoch, epochs=config.epochs, validation_data=val_ds,
+                          steps_per_epoch=steps_per_epoch)
+    seconds = time.time() - t0
+    report = {}
+    if trainer.chief:
+        model.save(os.path.join(config.out_dir, "model.keras"))
+        with open(os.path.join(config.out_dir, "history.json"), "w") as f:
+            json.dump(history, f, indent=1)
+        if val_data is not None:
+            from keras_fer.evaluation import evaluate_model
+
+            report = evaluate_model(
+                model, val_ds, train_data.classes, os.path.join(config.out_dir, "evaluation"),
+                train_seconds=sum(h.get("epoch_seconds", 0.0) for h in history),
+                extra={"config": config.to_dict(), "val_dataset": val_data.name})
+    return TrainResult(model, history, config.out_dir, report, seconds)

@@ -1,0 +1,99 @@
+"""train(config): an end-to-end run on synthetic faces, its outputs, TensorBoard and report."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import keras
+
+from keras_fer.datasets.records import FERDataset, Record
+from keras_fer.demo import DEMO_CLASSES, draw_faces
+from keras_fer.models import FERClassifier, register_architecture
+from keras_fer.training import TrainConfig, train
+
+
+def _faces(n, seed):
+    images, labels = draw_faces(n, size=32, seed=seed)
+    records = [Record(source=f"synthetic:{i}", label=int(y), image=img)
+               for i, (img, y) in enumerate(zip(images, labels))]
+    return FERDataset(f"faces{seed}", records, DEMO_CLASSES)
+
+
+@register_architecture("engine_test_cnn", family="test", default_input_shape=(32, 32, 1),
+                       mean=(0.5,), std=(0.5,))
+def _engine_test_cnn(num_classes, input_shape, width=8):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(width, 3, strides=2, activation="relu", padding="same")(inputs)
+    x = keras.layers.Conv2D(2 * width, 3, strides=2, activation="relu", padding="same")(x)
+    backbone = keras.Model(inputs, x, name="engine_test_backbone")
+    return FERClassifier(backbone, num_classes, input_shape=input_shape, mean=(0.5,),
+                         std=(0.5,), class_names=list(DEMO_CLASSES), arch="engine_test_cnn",
+                         arch_options={"width": width})
+
+
+def _read_scalars_and_images(event_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(event_dir, size_guidance={"tensors": 0})
+    acc.Reload()
+    return acc, acc.Tags()["tensors"]
+
+
+def test_train_end_to_end_writes_everything(tmp_path):
+    config = TrainConfig(arch="engine_test_cnn", epochs=2, batch_size=32, learning_rate=3e-3,
+                         augment=None, out_dir=str(tmp_path / "run"), verbose=0,
+                         schedule="plateau", plateau_patience=1)
+    result = train(config, train_data=_faces(256, 0), val_data=_faces(64, 1))
+    assert [h["epoch"] for h in result.history] == [1, 2]
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    run = tmp_path / "run"
+    for name in ("config.json", "model.keras", "history.json", "checkpoints/trainer_state.json",
+                 "evaluation/report.json", "evaluation/report.md",
+                 "evaluation/confusion_matrix.png", "evaluation/confusion_matrix.csv",
+                 "evaluation/tsne_2d.png", "evaluation/tsne_3d.png", "evaluation/gradcam.png"):
+        assert (run / name).exists(), name
+    report = json.loads((run / "evaluation/report.json").read_text())
+    cm = np.array(report["confusion_matrix"])
+    assert cm.sum() == 64 and report["num_samples"] == 64
+    assert report["accuracy"] == pytest.approx(np.trace(cm) / 64)
+    assert report["params"]["total"] == result.model.count_params()
+    assert report["flops"] > 0
+
+    acc, tags = _read_scalars_and_images(str(run / "tensorboard" / "val"))
+    for tag in ("epoch/loss", "epoch/val_loss", "epoch/val_accuracy", "epoch/learning_rate",
+                "class_accuracy/happy", "confusion_matrix", "sample_predictions"):
+        assert tag in tags, tag
+    import tensorflow as tf
+
+    losses = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("epoch/loss")]
+    np.testing.assert_allclose(losses, [h["loss"] for h in result.history], rtol=1e-5)
+    assert os.path.exists(run / "tensorboard" / "projector" / "projector_config.pbtxt")
+
+    # The saved model is the trained one.
+    restored = keras.saving.load_model(run / "model.keras")
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 1)).astype("float32")
+    np.testing.assert_allclose(restored.predict(x, verbose=0), result.model.predict(x, verbose=0),
+                               atol=1e-5)
+
+    # Re-running the finished command resumes at the end: nothing more is trained.
+    again = train(config, train_data=_faces(256, 0), val_data=_faces(64, 1))
+    assert [h["epoch"] for h in again.history] == [1, 2]
+
+
+def test_config_validation_names_the_field(tmp_path):
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="fold"):
+        TrainConfig(fold=5, folds=5)
+    with pytest.raises(ValueError, match="unknown TrainConfig fields: lr"):
+        TrainConfig.from_dict({"lr": 0.1})
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json"):
+        TrainConfig.from_json(str(bad))
+    config = TrainConfig(arch="x", epochs=3)
+    path = tmp_path / "c.json"
+    config.to_json(str(path))
+    assert TrainConfig.from_json(str(path)) == config
