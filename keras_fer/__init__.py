@@ -1,5 +1,6 @@
 """keras-fer: a TensorFlow/Keras 3 model zoo for facial expression recognition."""
 
+import importlib
 import os as _os
 
 # Keras 3 picks its backend at import time; the zoo's SavedModel export needs TensorFlow.
@@ -8,7 +9,17 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0.dev0"
 
-from keras_fer import labels  # noqa: E402
-from keras_fer import layers  # noqa: E402
-from keras_fer import losses  # noqa: E402
-from keras_fer import optimizers  # noqa: E402
+# Submodules load on first use, so `keras-fer --help` and `import keras_fer` do not pay for
+# TensorFlow's start-up. Each submodule imports what it registers with Keras.
+_SUBMODULES = ("datasets", "evaluation", "faces", "labels", "layers", "losses", "models",
+               "optimizers", "testing", "training")
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"keras_fer.{name}")
+    raise AttributeError(f"module 'keras_fer' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SUBMODULES))
