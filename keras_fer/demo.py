@@ -61,7 +61,9 @@ def build_demo_model(input_shape=(48, 48, 1), num_classes=len(DEMO_CLASSES)):
     x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
     for filters in (16, 32, 64):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = keras.layers.BatchNormalization()(x)
+        # A short run: the default momentum (0.99) leaves the moving statistics near their
+        # initial values after ~150 steps, and inference would use those.
+        x = keras.layers.BatchNormalization(momentum=0.9)(x)
         x = keras.layers.ReLU()(x)
         x = keras.layers.MaxPooling2D()(x)
         if filters < 64:
