@@ -10,3 +10,12 @@ from keras_fer.models.registry import (
 )
 
 # Importing a family module registers its architectures.
+import keras_fer.models.library_cnns  # noqa: E402,F401  (keras-hub / keras.applications CNNs)
+import keras_fer.models.resnet  # noqa: E402,F401  (our ResNet18/34 with the attention hook)
+import keras_fer.models.mobilenet_v2  # noqa: E402,F401  (our MobileNetV2 with the hook)
+import keras_fer.models.mini_xception  # noqa: E402,F401  (the fer package's compact CNN)
+import keras_fer.models.vit  # noqa: E402,F401  (keras-hub ViT / DeiT)
+import keras_fer.models.swin  # noqa: E402,F401  (Swin Transformer, timm-exact, any input size)
+import keras_fer.models.convit  # noqa: E402,F401  (ConViT, gated positional self-attention)
+import keras_fer.models.crossvit  # noqa: E402,F401  (CrossViT, two-branch cross-attention)
+import keras_fer.models.hybrid_vit  # noqa: E402,F401  (ResNet-V2 stem + ViT)

@@ -67,6 +67,10 @@ def create_model(arch, num_classes=7, input_shape=None, **options):
     ``input_shape`` defaults to the architecture's own (e.g. (48, 48, 1) for the compact CNN,
     (224, 224, 3) for transformers). The returned model takes images with pixel values in
     [0, 255] and returns logits; normalisation is inside the model.
+
+    ``resizer=True`` or ``resizer={...}`` (NeuralResizer arguments) puts a trainable Neural
+    Resizer (seed 004) in front: ``input_shape`` is then the small image and the backbone is
+    built at the resizer's ``target_size`` (see ``keras_fer.models.resizer_front``).
     """
     spec = get_architecture(arch)
     if not isinstance(num_classes, int) or num_classes < 2:
@@ -74,4 +78,9 @@ def create_model(arch, num_classes=7, input_shape=None, **options):
     input_shape = tuple(input_shape or spec.default_input_shape)
     if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
         raise ValueError(f"input_shape must be (height, width, 1 or 3), got {input_shape}")
+    resizer = options.pop("resizer", None)
+    if resizer not in (None, False):
+        from keras_fer.models.resizer_front import with_neural_resizer
+
+        return with_neural_resizer(arch, num_classes, input_shape, resizer, **options)
     return spec.builder(num_classes=num_classes, input_shape=input_shape, **options)
