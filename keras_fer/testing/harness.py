@@ -203,6 +203,8 @@ def check_gradients(layer, input_data, eps=1e-3, atol=1e-3, rtol=1e-2, seed=0):
     with tf.GradientTape() as tape:
         value = tf.reduce_sum(layer64(xt) * proj)
     grads = tape.gradient(value, [xt] + list(layer64.trainable_variables))
+    # Gathers (embedding tables, relative-position biases) give IndexedSlices: make them dense.
+    grads = [tf.convert_to_tensor(g) for g in grads]
     np.testing.assert_allclose(grads[0].numpy(), numeric_gradient(scalar, x64, eps),
                                atol=atol, rtol=rtol, err_msg="d output / d input")
     for var, g in zip(layer64.trainable_variables, grads[1:]):
