@@ -59,6 +59,7 @@ def test_all_families_registered_with_their_timm_names():
     assert get_architecture("inception_v3").default_input_shape == (299, 299, 3)
 
 
+@pytest.mark.slow  # ~3 CPU minutes: SavedModel tracing of the full network
 def test_stock_mobilenetv2_passes_harness_with_dropout_and_free_batch():
     shape, params = LIBRARY["mobilenetv2_keras"]
     model = create_model("mobilenetv2_keras", input_shape=shape, dropout=0.3)
