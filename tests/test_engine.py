@@ -29,7 +29,7 @@ def _engine_test_cnn(num_classes, input_shape, width=8):
     x = keras.layers.Conv2D(2 * width, 3, strides=2, activation="relu", padding="same")(x)
     backbone = keras.Model(inputs, x, name="engine_test_backbone")
     return FERClassifier(backbone, num_classes, input_shape=input_shape, mean=(0.5,),
-                         std=(0.5,), class_names=list(DEMO_CLASSES), arch="engine_test_cnn",
+                         std=(0.5,), arch="engine_test_cnn",
                          arch_options={"width": width})
 
 
@@ -48,6 +48,7 @@ def test_train_end_to_end_writes_everything(tmp_path):
     result = train(config, train_data=_faces(256, 0), val_data=_faces(64, 1))
     assert [h["epoch"] for h in result.history] == [1, 2]
     assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert result.model.class_names == list(DEMO_CLASSES)
     run = tmp_path / "run"
     for name in ("config.json", "model.keras", "history.json", "checkpoints/trainer_state.json",
                  "evaluation/report.json", "evaluation/report.md",

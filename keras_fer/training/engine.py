@@ -88,6 +88,10 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
         if model is None:
             model = create_model(config.arch, num_classes=num_classes,
                                  input_shape=config.input_shape, **config.arch_options)
+    if hasattr(model, "class_names"):
+        # The builders default to the canonical names; the data knows its own (CK+48's seven
+        # end in contempt, not neutral). Part of the saved config, so it must be right.
+        model.class_names = list(train_data.classes)
     image_size, channels = tuple(model.input_shape[1:3]), int(model.input_shape[3])
     pipeline = dict(image_size=image_size, channels=channels, batch_size=config.batch_size,
                     label_mode=config.label_mode, normalization={"scale": 1.0})
