@@ -96,6 +96,14 @@ def build_parser():
     ev.add_argument("--split", help="split name, e.g. PublicTest")
     ev.add_argument("--out", default="evaluation", help="output folder (default: %(default)s)")
     ev.set_defaults(func=_cmd_evaluate)
+
+    from keras_fer.predict_cli import add_predict_parsers
+
+    add_predict_parsers(sub)
+
+    from keras_fer.zoo.cli import add_zoo_parser
+
+    add_zoo_parser(sub)
     return parser
 
 

@@ -318,10 +318,13 @@ def summarize(run, result):
     return _json_ready(row)
 
 
-def run_all(runs, out, force=False, log=print):
+def run_all(runs, out, force=False, log=print, select_best=True):
     """Trains every run (resuming unfinished ones, reusing finished ones) and returns their
     summary rows in order. A run that fails is reported (row with ``error``) and the others
-    go on: one model that does not fit must not cost the rest of a long sweep."""
+    go on: one model that does not fit must not cost the rest of a long sweep.
+
+    ``select_best``: evaluate the weights of the epoch with the best validation accuracy (the
+    papers' protocol, optimistic); False evaluates the last epoch (what the zoo publishes)."""
     import keras
 
     from keras_fer.training import train
@@ -353,8 +356,9 @@ def run_all(runs, out, force=False, log=print):
         t0 = time.time()
         try:
             os.makedirs(out_dir, exist_ok=True)
-            best = BestEpochWeights(os.path.join(out_dir, "best.weights.h5"))
-            result = train(config, run.train_data, run.val_data, extra_callbacks=[best])
+            extra = ([BestEpochWeights(os.path.join(out_dir, "best.weights.h5"))]
+                     if select_best and run.val_data is not None else [])
+            result = train(config, run.train_data, run.val_data, extra_callbacks=extra)
             row = summarize(run, result)
         except Exception as err:  # noqa: BLE001 - reported in the row and the log
             log(f"[{i}/{len(runs)}] {run.key}: FAILED: {type(err).__name__}: {err}")

@@ -98,3 +98,32 @@ def test_config_validation_names_the_field(tmp_path):
     path = tmp_path / "c.json"
     config.to_json(str(path))
     assert TrainConfig.from_json(str(path)) == config
+
+
+def test_bn_momentum_reaches_nested_batchnorm_and_is_saved(tmp_path):
+    from keras_fer.models import create_model
+    from keras_fer.training.builders import set_batchnorm_momentum
+
+    with pytest.raises(ValueError, match="bn_momentum"):
+        TrainConfig(bn_momentum=1.0)
+    model = create_model("mini_xception", num_classes=3, input_shape=(24, 24, 1))
+    bns = [layer for layer in model.backbone.layers
+           if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns and all(layer.momentum == 0.99 for layer in bns)
+    assert set_batchnorm_momentum(model, 0.9) == len(bns)
+    assert all(layer.momentum == 0.9 for layer in bns)
+    # The running statistics move by (1 - momentum) of the batch statistic per step.
+    bn = bns[0]
+    before = keras.ops.convert_to_numpy(bn.moving_mean)
+    x = np.random.default_rng(0).uniform(0, 255, (8, 24, 24, 1)).astype("float32")
+    model(x, training=True)
+    after = keras.ops.convert_to_numpy(bn.moving_mean)
+    feats = keras.Model(model.backbone.input, bn.input)(
+        (x - 127.5) / 127.5, training=True)  # classifier normalises with mean=std=0.5*255
+    batch_mean = keras.ops.convert_to_numpy(keras.ops.mean(feats, axis=(0, 1, 2)))
+    np.testing.assert_allclose(after, 0.9 * before + 0.1 * batch_mean, rtol=1e-4, atol=1e-5)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert all(layer.momentum == 0.9 for layer in loaded.backbone.layers
+               if isinstance(layer, keras.layers.BatchNormalization))

@@ -9,7 +9,12 @@ import numpy as np
 
 import keras
 
-from keras_fer.training.builders import build_callbacks, build_loss, build_optimizer
+from keras_fer.training.builders import (
+    build_callbacks,
+    build_loss,
+    build_optimizer,
+    set_batchnorm_momentum,
+)
 from keras_fer.training.config import TrainConfig
 from keras_fer.training.loop import Trainer
 from keras_fer.training.strategy import make_strategy, split_cpu
@@ -88,6 +93,10 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
         if model is None:
             model = create_model(config.arch, num_classes=num_classes,
                                  input_shape=config.input_shape, **config.arch_options)
+    if config.bn_momentum is not None:
+        changed = set_batchnorm_momentum(model, config.bn_momentum)
+        if config.verbose:
+            print(f"bn_momentum={config.bn_momentum} set on {changed} BatchNormalization layers")
     if hasattr(model, "class_names"):
         # The builders default to the canonical names; the data knows its own (CK+48's seven
         # end in contempt, not neutral). Part of the saved config, so it must be right.

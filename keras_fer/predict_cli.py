@@ -1,0 +1,280 @@
+"""``keras-fer predict`` and ``keras-fer video``: the face-expression app on the command line.
+
+Registered into the main parser by ``add_predict_parsers(subparsers)``. Nothing heavy is
+imported here, so ``keras-fer --help`` stays instant; TensorFlow loads when a command runs.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from keras_fer.predict import DEFAULT_MODEL, DETECTORS
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+# Pre-wrapped: the raw formatter keeps the examples' alignment, so it wraps nothing.
+_PREDICT_DESCRIPTION = """\
+Detects every face in each IMAGE, classifies its expression and prints the boxes and class
+probabilities. With no IMAGE it uses a sample photo bundled with keras-fer. Faces are cropped
+and preprocessed exactly as the training images were (a square on the detector box, grey,
+bilinear resize to the model's input size).
+"""
+
+_VIDEO_DESCRIPTION = """\
+Reads SOURCE frame by frame (OpenCV), detects and classifies every face and writes a video with
+the boxes and labels drawn.
+"""
+
+_PREDICT_EPILOG = """\
+examples:
+  keras-fer predict                          # the bundled sample photo
+  keras-fer predict party.jpg --out annotated.png
+  keras-fer predict photos/*.jpg --json > results.json
+  keras-fer predict face48.png --no-detect   # an already-cropped face (e.g. FER2013)
+  keras-fer predict photo.jpg --model my_model.keras
+
+Output: one block per image, one row per face: the box (x, y, w, h) of the region that was
+classified (in image pixels), the detector's confidence, the predicted label and the
+probability of every class. With --json, one JSON document with the same data.
+"""
+
+_VIDEO_EPILOG = """\
+examples:
+  keras-fer video clip.mp4 --out clip_annotated.mp4
+  keras-fer video clip.mp4 --every 3          # analyse 1 frame in 3: faster, boxes lag a little
+  keras-fer video 0 --max-frames 300          # camera 0, 300 frames (Ctrl-C stops early)
+
+Nothing is shown on screen (it runs headless); the annotated video is written to --out. At
+the end it prints the frames processed, the faces found and the frames per second of
+decoding + detection + classification (drawing and encoding excluded).
+"""
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _add_model_options(parser):
+    group = parser.add_argument_group("model and face detection")
+    group.add_argument("--model", default=DEFAULT_MODEL,
+                       help="a .keras file or a model-zoo name (keras_fer.zoo.list_models()) "
+                       "(default: %(default)s)")
+    group.add_argument("--detector", choices=DETECTORS, default="haar",
+                       help="face detector: haar (OpenCV, built in) or yunet (needs "
+                       "--detector-model) (default: %(default)s)")
+    group.add_argument("--detector-model", metavar="ONNX",
+                       help="local path of the YuNet ONNX file for --detector yunet")
+    group.add_argument("--min-face", type=_positive_int, default=32, metavar="PIXELS",
+                       help="ignore faces smaller than this (default: %(default)s)")
+    group.add_argument("--margin", type=_fraction, default=0.0,
+                       help="widen each square face crop by this fraction of its side on "
+                       "every side, e.g. 0.1 (default: %(default)s)")
+    group.add_argument("--threshold", type=_fraction, default=0.5,
+                       help="keep faces whose detector confidence is above this "
+                       "(default: %(default)s)")
+    group.add_argument("--colour", action="store_true",
+                       help="feed colour faces to an RGB model trained on colour images "
+                       "(default: faces are made grey, as the FER datasets are)")
+
+
+def add_predict_parsers(subparsers):
+    """Adds the ``predict`` and ``video`` commands to an argparse ``subparsers`` object."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = subparsers.add_parser(
+        "predict", formatter_class=fmt, epilog=_PREDICT_EPILOG,
+        help="find the faces in images and classify their expressions",
+        description=_PREDICT_DESCRIPTION)
+    p.add_argument("images", nargs="*", metavar="IMAGE",
+                   help="image files (JPEG, PNG, BMP, TIFF, ...); default: the bundled sample")
+    _add_model_options(p)
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true",
+                     help="print one JSON document instead of tables")
+    out.add_argument("--out", metavar="FILE_OR_DIR",
+                     help="write annotated copies (boxes, labels): a file name for one "
+                     "image (e.g. annotated.png), else a folder (IMAGE_annotated.png in it)")
+    out.add_argument("--no-detect", action="store_true",
+                     help="skip face detection: each image is one face crop")
+    p.set_defaults(func=_cmd_predict)
+
+    v = subparsers.add_parser(
+        "video", formatter_class=fmt, epilog=_VIDEO_EPILOG,
+        help="classify the expressions of the faces in a video file or camera stream",
+        description=_VIDEO_DESCRIPTION)
+    v.add_argument("source", metavar="SOURCE", help="a video file, or a camera index such as 0")
+    _add_model_options(v)
+    vo = v.add_argument_group("output and speed")
+    vo.add_argument("--out", metavar="FILE",
+                    help="annotated video to write (mp4v; MJPG .avi if this OpenCV cannot "
+                    "write mp4v) (default: SOURCE_annotated.mp4 in the current folder)")
+    vo.add_argument("--every", type=_positive_int, default=1, metavar="N",
+                    help="analyse one frame in N; frames in between reuse the last boxes and "
+                    "labels (default: %(default)s, every frame)")
+    vo.add_argument("--max-frames", type=_positive_int, metavar="N",
+                    help="stop after N frames (default: the whole video; a camera runs until "
+                    "Ctrl-C)")
+    vo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v.set_defaults(func=_cmd_video)
+    return p, v
+
+
+# What loading a model or reading a source raises for a user's mistake (a zoo look-up may
+# raise KeyError/LookupError for an unknown name): reported in one line, not a traceback.
+_LOAD_ERRORS = (ValueError, OSError, LookupError)
+
+
+def _error(command, err):
+    print(f"keras-fer {command}: error: {err}", file=sys.stderr)
+
+
+def _predictor(args):
+    from keras_fer.predict import Predictor
+
+    return Predictor(model=args.model, detector=args.detector, min_face=args.min_face,
+                     margin=args.margin, threshold=args.threshold,
+                     detector_model=args.detector_model, grayscale=not args.colour)
+
+
+def _describe_model(predictor):
+    h, w, c = predictor.input_shape
+    return (f"model {predictor.model_name}: {len(predictor.class_names)} classes, "
+            f"input {h}x{w}x{c}")
+
+
+def _annotated_paths(images, out):
+    """Where ``--out`` puts each annotated image: the file itself for one image given a name
+    with an image suffix, else ``out/<stem>_annotated.png`` (numbered if stems repeat)."""
+    if out is None:
+        return [None] * len(images)
+    if (len(images) == 1 and os.path.splitext(out)[1].lower() in _IMAGE_SUFFIXES
+            and not os.path.isdir(out)):
+        return [out]
+    paths, seen = [], set()
+    for image in images:
+        stem = os.path.splitext(os.path.basename(image))[0]
+        name, k = f"{stem}_annotated.png", 2
+        while name in seen:
+            name, k = f"{stem}_annotated_{k}.png", k + 1
+        seen.add(name)
+        paths.append(os.path.join(out, name))
+    return paths
+
+
+def _table(entry, class_names):
+    lines = [f"{entry['path']}  {entry['width']}x{entry['height']}  "]
+    faces = entry["faces"]
+    if not faces:
+        lines[0] += ("no face found (for an image that is already a face crop use --no-detect; "
+                     "small faces: lower --min-face)")
+        return "\n".join(lines)
+    lines[0] += f"{len(faces)} face{'s' if len(faces) != 1 else ''}"
+    widths = [max(len(n), 5) for n in class_names]
+    header = (f"  {'#':>2}  {'box (x, y, w, h)':<22} {'score':>5}  {'label':<9} "
+              + " ".join(f"{n:>{w}}" for n, w in zip(class_names, widths)))
+    lines.append(header)
+    for i, face in enumerate(faces, 1):
+        box = ", ".join(str(v) for v in face["box"])
+        score = "-" if face["score"] is None else f"{face['score']:.3f}"
+        probs = " ".join(f"{face['probabilities'][n]:>{w}.3f}"
+                         for n, w in zip(class_names, widths))
+        lines.append(f"  {i:>2}  {box:<22} {score:>5}  {face['label']:<9} {probs}")
+    return "\n".join(lines)
+
+
+def _cmd_predict(args):
+    from tqdm.auto import tqdm
+
+    from keras_fer.predict import sample_image_path
+
+    images = list(args.images)
+    if not images:
+        images = [sample_image_path()]
+        print(f"no IMAGE given: using the bundled sample photo {images[0]}", file=sys.stderr)
+    try:
+        predictor = _predictor(args)
+    except _LOAD_ERRORS as err:
+        _error("predict", err)
+        return 1
+    if not args.json:
+        print(_describe_model(predictor) + ("; no detection (each image is one face)"
+                                            if args.no_detect else
+                                            f"; detector {predictor.detector_name}"))
+    out_paths = _annotated_paths(images, args.out)
+    entries, failures = [], 0
+    for path, out_path in zip(tqdm(images, unit="image", leave=False, disable=None
+                                   if len(images) > 1 else True), out_paths):
+        try:
+            image = predictor.load_image(path)
+            faces = (predictor.predict_crops([image]) if args.no_detect
+                     else predictor.predict(image))
+            entry = {"path": path, "width": int(image.shape[1]), "height": int(image.shape[0]),
+                     "faces": [f.to_dict() for f in faces]}
+            if out_path is not None:
+                from PIL import Image
+
+                os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+                Image.fromarray(predictor.annotate(image, faces)).save(out_path)
+                entry["annotated"] = out_path
+        except (ValueError, OSError) as err:
+            failures += 1
+            _error("predict", err)
+            entry = {"path": path, "error": str(err)}
+        entries.append(entry)
+        if not args.json and "error" not in entry:
+            print(_table(entry, predictor.class_names))
+            if out_path is not None:
+                print(f"  annotated image: {out_path}")
+    if args.json:
+        document = {"model": predictor.model_name,
+                    "detector": None if args.no_detect else predictor.detector_name,
+                    "class_names": predictor.class_names, "images": entries}
+        print(json.dumps(document, indent=2))
+    return 1 if failures else 0
+
+
+def _default_video_out(source):
+    stem = f"camera{source}" if str(source).isdigit() else \
+        os.path.splitext(os.path.basename(str(source)))[0]
+    return f"{stem}_annotated.mp4"
+
+
+def _cmd_video(args):
+    from keras_fer.predict import process_video
+
+    try:
+        predictor = _predictor(args)
+        print(_describe_model(predictor) + f"; detector {predictor.detector_name}")
+        out = args.out or _default_video_out(args.source)
+        result = process_video(predictor, args.source, out=out, every=args.every,
+                               max_frames=args.max_frames,
+                               progress=False if args.no_progress else None)
+    except _LOAD_ERRORS as err:
+        _error("video", err)
+        return 1
+    if result.interrupted:
+        print("stopped by Ctrl-C")
+    print(f"frames processed: {result.frames} ({result.analysed} analysed, one in "
+          f"{args.every})")
+    print(f"faces found: {result.faces} (in the analysed frames)")
+    print(f"speed: {result.fps:.1f} FPS (decode + detect + classify, "
+          f"{result.seconds:.2f} s for {result.frames} frames)")
+    if result.out:
+        print(f"annotated video: {result.out} ({result.codec})")
+    return 0 if result.frames else 1

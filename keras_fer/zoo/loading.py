@@ -1,0 +1,170 @@
+"""``load`` (a Keras model, to predict or fine-tune) and ``load_serving`` (the SavedModel).
+
+Loading never unpickles: weights come from ``.keras`` files read with
+``keras.saving.load_model(..., safe_mode=True)``, which refuses Lambda layers and other
+arbitrary code, and every file is verified against the entry's sha256 first.
+"""
+
+import os
+
+from keras_fer.zoo import store
+from keras_fer.zoo.registry import describe
+
+
+def _load_keras_file(path):
+    import keras
+
+    import keras_fer.layers  # noqa: F401  (registers the custom layers a file may use)
+    import keras_fer.models  # noqa: F401
+
+    return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def _build(entry, num_classes):
+    from keras_fer.models import create_model
+
+    model = create_model(entry.arch, num_classes=num_classes, input_shape=entry.input_shape,
+                         **entry.arch_options)
+    if tuple(getattr(model, "mean", entry.mean)) != entry.mean or \
+            tuple(getattr(model, "std", entry.std)) != entry.std:
+        raise ValueError(
+            f"zoo model {entry.name!r}: create_model({entry.arch!r}, ...) normalises with mean "
+            f"{list(model.mean)} / std {list(model.std)} but the entry says {list(entry.mean)}"
+            f" / {list(entry.std)}; a fresh model would not match the published one. Load the "
+            f"published weights (weights=True) instead.")
+    return model
+
+
+def _check_matches(model, entry, source):
+    arch = getattr(model, "arch", None)
+    shape = tuple(int(v) for v in model.input_shape[1:])
+    if arch != entry.arch or shape != entry.input_shape:
+        raise ValueError(
+            f"{source}: holds architecture {arch!r} with input {shape}, but zoo model "
+            f"{entry.name!r} is {entry.arch!r} with input {entry.input_shape}; pass a file of "
+            f"the same architecture, or load it directly with keras.saving.load_model")
+
+
+def transfer_weights(source, target, skip_layers=("predictions",)):
+    """Copies ``source``'s weights into ``target`` (the same architecture, built by the same
+    builder, so ``model.weights`` line up one to one), except those of ``skip_layers`` and
+    those whose shape differs (weights sized by the class count, such as mini-Xception's
+    class-score convolution). Returns the paths of the weights left as initialised."""
+    src, dst = list(source.weights), list(target.weights)
+    if len(src) != len(dst):
+        raise ValueError(f"source has {len(src)} weights and target {len(dst)}: not the same "
+                         f"architecture")
+    skipped = {id(v) for name in skip_layers for v in target.get_layer(name).weights}
+    fresh = []
+    for s, d in zip(src, dst):
+        if id(d) in skipped or tuple(s.shape) != tuple(d.shape):
+            fresh.append(d.path)
+        else:
+            d.assign(s)
+    return fresh
+
+
+def with_new_head(model, num_classes, class_names=None):
+    """``model`` (a ``FERClassifier`` from the registry) rebuilt for ``num_classes``
+    classes: every weight is kept except the final Dense ``predictions`` (freshly
+    initialised) and any other weight whose shape depends on the class count. Class names
+    are ``class_names`` or generic (``"0"``, ``"1"``, ...)."""
+    from keras_fer.models import create_model
+
+    arch = getattr(model, "arch", None)
+    if not arch:
+        raise ValueError("with_new_head needs a model built by keras_fer.models.create_model "
+                         "(it has no 'arch' attribute)")
+    new = create_model(arch, num_classes=num_classes, input_shape=model.image_shape,
+                       **model.arch_options)
+    transfer_weights(model, new)
+    new.class_names = _class_names(class_names, num_classes)
+    return new
+
+
+def _class_names(class_names, num_classes):
+    if class_names is None:
+        return [str(i) for i in range(num_classes)]
+    class_names = [str(c) for c in class_names]
+    if len(class_names) != num_classes:
+        raise ValueError(f"class_names has {len(class_names)} names for {num_classes} classes")
+    return class_names
+
+
+def load(name, weights=True, num_classes=None, class_names=None):
+    """A Keras model of zoo entry ``name``, ready to predict (on [0, 255] pixels of the
+    entry's input size; it outputs logits) or to fine-tune (it is not compiled).
+
+    Args:
+        name: an entry name (``list_models()``) or a ``ZooEntry``.
+        weights: True: the published weights (cache, then bundled files, then the entry's url;
+            sha256-checked); False: a freshly initialised model of the same architecture; a
+            path: that ``.keras`` file (it must hold the entry's architecture and input size).
+        num_classes: a class count different from the entry's gives a new, freshly
+            initialised head on the loaded backbone (transfer learning).
+        class_names: names for the classes; default: the entry's, or ``"0"``, ``"1"``, ...
+            with a new head.
+    """
+    entry = describe(name)
+    if num_classes is not None and (isinstance(num_classes, bool)
+                                    or not isinstance(num_classes, int) or num_classes < 2):
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    new_head = num_classes is not None and num_classes != entry.num_classes
+    if weights is True:
+        root = store.locate(entry, entry.keras_file)
+        model = _load_keras_file(str(root / entry.keras_file))
+    elif weights is False or weights is None:
+        model = _build(entry, num_classes if new_head else entry.num_classes)
+        model.class_names = (_class_names(class_names, num_classes) if new_head
+                             else list(entry.class_names))
+        new_head = False
+    elif isinstance(weights, (str, os.PathLike)):
+        path = os.fspath(weights)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"weights: {path} does not exist")
+        if not path.endswith(".keras"):
+            raise ValueError(f"weights must be a .keras file (no pickles, no HDF5), got {path}")
+        model = _load_keras_file(path)
+        _check_matches(model, entry, path)
+        new_head = num_classes is not None and num_classes != int(model.output_shape[-1])
+    else:
+        raise ValueError(f"weights must be True, False or a path to a .keras file, got "
+                         f"{weights!r}")
+    if new_head:
+        return with_new_head(model, num_classes, class_names)
+    if class_names is not None:
+        model.class_names = _class_names(class_names, int(model.output_shape[-1]))
+    return model
+
+
+def load_serving(name):
+    """The SavedModel of ``name`` (``tf.saved_model.load``; call
+    ``.signatures["serving_default"](images=...)``).
+
+    Uses the published SavedModel files when a lookup place has them; otherwise exports the
+    (verified) ``.keras`` file once into
+    ``$KERAS_FER_HOME/models/<name>/exported/<sha256 prefix>/<name>/<version>/``: a folder
+    keyed by the weights' hash, so it is rebuilt exactly when the weights change.
+    """
+    import tensorflow as tf
+
+    from keras_fer.zoo.serving import export_serving
+
+    entry = describe(name)
+    if entry.serving_files:
+        try:
+            root = store.locate(entry, entry.serving_files)
+            return tf.saved_model.load(str(root / entry.serving_dir))
+        except store.MissingFileError:
+            pass  # build it from the .keras file below
+    store.locate(entry, entry.keras_file)
+    base = (store.cache_dir(entry.name) / "exported"
+            / entry.files[entry.keras_file]["sha256"][:16] / entry.name)
+    path = base / str(entry.serving_version)
+    if not (path / "saved_model.pb").is_file():
+        try:
+            export_serving(load(entry), base, version=entry.serving_version,
+                           class_names=entry.class_names, overwrite=path.exists())
+        except FileExistsError:
+            pass  # another process exported the same weights meanwhile
+    return tf.saved_model.load(str(path))

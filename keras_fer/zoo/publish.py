@@ -1,0 +1,236 @@
+"""``publish``: a trained model -> a zoo release (weights, SavedModel, model card, entry).
+
+Layout (``root`` is ``out_dir``, by default ``$KERAS_FER_HOME``, so a published model is at
+once in the local cache and the registry; any ``out_dir`` has the same layout, so it can be
+used as a ``KERAS_FER_HOME`` or uploaded as a whole and named by an entry's ``url``)::
+
+    root/entries/<name>.json                          the registry entry (with sha256s)
+    root/models/<name>/<name>.keras                   weights + config, no optimizer state
+    root/models/<name>/serving/<name>/<version>/      SavedModel (TF Serving's layout)
+    root/models/<name>/model_card.md, model_card.json
+    root/models/<name>/confusion_matrix.png/.csv      copied from ``evaluation_dir``
+
+``bundle=True`` writes the entry into ``keras_fer/zoo/entries/`` and the files into
+``keras_fer/zoo/files/<name>/`` instead (shipped inside the wheel), without the SavedModel:
+it is several times the size of the ``.keras`` file and ``load_serving`` rebuilds it from the
+``.keras`` file on first use.
+
+Atomicity: the model folder is written under a hidden temporary name next to its target and
+renamed into place when complete; the entry (the only thing the registry reads) is written
+the same way, last. A crash at any point leaves either the previous state or the new one,
+plus at worst a hidden ``.<name>.*.tmp`` folder that nothing reads.
+"""
+
+import datetime
+import json
+import shutil
+from pathlib import Path
+
+from keras_fer.zoo import store
+from keras_fer.zoo.entry import (
+    DEFAULT_INTENDED_USE,
+    DEFAULT_LICENCE,
+    DEFAULT_LIMITATIONS,
+    ZooEntry,
+    check_name,
+)
+
+EVALUATION_FILES = ("confusion_matrix.png", "confusion_matrix.csv")
+
+
+def summarize_metrics(report):
+    """The entry's ``metrics``: the numbers of an evaluation report (``report.json``) or any
+    dict, flat. Top-level numbers are kept; dicts of numbers are flattened with their key as
+    prefix (``weighted`` -> ``weighted_f1``, ``params`` -> ``params_total``); per-class
+    tables, the confusion matrix and text go to the model card only."""
+    out = {}
+    for key, value in (report or {}).items():
+        if _is_number(value):
+            out[key] = value
+        elif isinstance(value, dict) and value and all(_is_number(v) for v in value.values()):
+            out.update({f"{key}_{k}": v for k, v in value.items()})
+    return out
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def inference_copy(model):
+    """``model`` rebuilt from its config with the same weights and no optimizer or compile
+    state, so the saved file is small and loads without the training setup."""
+    clone = model.__class__.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _software():
+    import keras
+    import tensorflow as tf
+
+    import keras_fer
+
+    return {"keras_fer": keras_fer.__version__, "keras": keras.__version__,
+            "tensorflow": tf.__version__}
+
+
+def publish(model, name, metrics=None, *, out_dir=None, version=1, dataset="", protocol="",
+            recipe="", evaluation_dir=None, bundle=False, url=None, licence=DEFAULT_LICENCE,
+            description="", intended_use=DEFAULT_INTENDED_USE, limitations=DEFAULT_LIMITATIONS,
+            overwrite=False):
+    """Publishes ``model`` (a ``FERClassifier`` or a path to its ``.keras`` file) as zoo
+    entry ``name`` (``arch.tag``) and returns the ``ZooEntry``.
+
+    Args:
+        metrics: a dict of measured numbers or a full evaluation report (see
+            ``summarize_metrics``); default: ``evaluation_dir/report.json`` when present.
+        out_dir: the release root (default ``$KERAS_FER_HOME``); see the module docstring.
+        version: the SavedModel version folder (TF Serving serves the highest).
+        dataset, protocol, recipe: what the model was trained and measured on, and the exact
+            command that trained it.
+        evaluation_dir: an ``evaluate_model`` output folder; its confusion matrix (PNG, CSV)
+            and report go into the model card.
+        bundle: write into the package (``keras_fer/zoo/``) instead of ``out_dir``.
+        url: base URL the files will be downloadable from (``<url>/<file>``).
+        overwrite: replace an existing release of the same name.
+    """
+    check_name(name)
+    if isinstance(model, (str, Path)):
+        from keras_fer.zoo.loading import _load_keras_file
+
+        model = _load_keras_file(str(model))
+    arch = getattr(model, "arch", None)
+    if not arch or not hasattr(model, "class_names"):
+        raise ValueError("model must be a keras_fer FERClassifier (built by create_model): it "
+                         "needs 'arch', 'arch_options' and 'class_names' to be published")
+    evaluation_dir = Path(evaluation_dir) if evaluation_dir else None
+    report = metrics
+    if report is None and evaluation_dir and (evaluation_dir / "report.json").is_file():
+        report = json.loads((evaluation_dir / "report.json").read_text())
+    if report is not None and not isinstance(report, dict):
+        raise ValueError(f"metrics must be a dict, got {type(report).__name__}")
+    if bundle:
+        root, model_dir = store.BUNDLED_DIR, store.BUNDLED_DIR / "files" / name
+    else:
+        root = Path(out_dir) if out_dir else store.home()
+        model_dir = root / "models" / name
+    entry_path = root / "entries" / f"{name}.json"
+    if entry_path.exists() and not overwrite:
+        raise FileExistsError(f"{entry_path} already exists; pass overwrite=True "
+                              f"(--overwrite) to replace the release, or choose another name")
+
+    entry = ZooEntry(
+        name=name, arch=arch, arch_options=dict(model.arch_options),
+        input_shape=tuple(model.image_shape), mean=model.mean, std=model.std,
+        class_names=list(model.class_names), dataset=dataset, protocol=protocol,
+        recipe=recipe, metrics=summarize_metrics(report), url=url, licence=licence,
+        description=description, intended_use=intended_use, limitations=limitations,
+        serving_version=version,
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        software=_software())
+    inference_model = inference_copy(model)
+    with store.atomic_dir(model_dir, overwrite=overwrite) as tmp:
+        inference_model.save(str(tmp / entry.keras_file))
+        if not bundle:
+            from keras_fer.zoo.serving import export_serving
+
+            export_serving(inference_model, tmp / "serving" / name, version=version,
+                           class_names=entry.class_names)
+        for filename in EVALUATION_FILES:
+            if evaluation_dir and (evaluation_dir / filename).is_file():
+                shutil.copyfile(evaluation_dir / filename, tmp / filename)
+        write_model_card(tmp, entry, report, inference_model)
+        entry.files = store.hash_tree(tmp)
+    store.write_text_atomic(entry_path, entry.to_json())
+    return entry
+
+
+# -- the model card ---------------------------------------------------------------------
+
+def write_model_card(folder, entry, report, model):
+    """``model_card.json`` and ``model_card.md`` in ``folder`` (Mitchell et al.'s "Model
+    Cards for Model Reporting" sections: model, data, protocol, metrics, intended use,
+    limitations). The card names the files but carries no hashes: they are in the entry,
+    which is written after the card, so the card can itself be hashed."""
+    from keras_fer.evaluation.complexity import count_params
+
+    folder = Path(folder)
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    files += ["model_card.json", "model_card.md"]
+    card = {
+        "name": entry.name, "description": entry.description,
+        "model": {"arch": entry.arch, "arch_options": entry.arch_options,
+                  "input_shape": list(entry.input_shape), "pixel_range": [0, 255],
+                  "mean": list(entry.mean), "std": list(entry.std),
+                  "class_names": entry.class_names, "params": count_params(model),
+                  "outputs": "logits (the SavedModel returns softmax probabilities)"},
+        "data": {"dataset": entry.dataset, "protocol": entry.protocol},
+        "training": {"recipe": entry.recipe},
+        "metrics": entry.metrics,
+        # The whole report (per-class table, confusion matrix, extra protocols), less the
+        # training config, which the recipe already names.
+        "evaluation": {k: v for k, v in (report or {}).items() if k != "config"},
+        "intended_use": entry.intended_use, "limitations": entry.limitations,
+        "licence": entry.licence, "files": sorted(set(files)), "url": entry.url,
+        "serving": {"version": entry.serving_version, "signatures": {
+            "serving_default": "images: string [N] (encoded JPEG/PNG/GIF/BMP/WebP) -> "
+                               "probabilities [N, C], label [N], class_id [N]",
+            "serve_preprocessed": f"pixels: float32 [N, {', '.join(map(str, entry.input_shape))}]"
+                                  " in [0, 255] -> the same outputs",
+            "class_names": "() -> class_names [C]"}} if "serving/" in " ".join(files) else None,
+        "created": entry.created, "software": entry.software,
+    }
+    (folder / "model_card.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+    (folder / "model_card.md").write_text(model_card_markdown(card))
+
+
+def _fmt(value):
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def model_card_markdown(card):
+    m = card["model"]
+    lines = [f"# Model card: `{card['name']}`", ""]
+    if card["description"]:
+        lines += [card["description"], ""]
+    lines += ["## Model", "",
+              f"- architecture: `{m['arch']}` with options `{json.dumps(m['arch_options'])}`",
+              f"- input: {' x '.join(map(str, m['input_shape']))} pixels in [0, 255]; "
+              f"normalised inside the model with mean {m['mean']} and std {m['std']} "
+              f"(on the [0, 1] scale)",
+              f"- output: {len(m['class_names'])} classes, in order: "
+              f"{', '.join(m['class_names'])}",
+              f"- parameters: {m['params']['total']:,} ({m['params']['trainable']:,} trainable)",
+              "", "## Data and protocol", "",
+              f"- data set: {card['data']['dataset'] or 'not stated'}",
+              f"- protocol: {card['data']['protocol'] or 'not stated'}", "",
+              "## Training recipe", ""]
+    lines += (["```sh", card["training"]["recipe"], "```"] if card["training"]["recipe"]
+              else ["not stated"])
+    lines += ["", "## Metrics", ""]
+    if card["metrics"]:
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in card["metrics"].items()]
+    else:
+        lines.append("none recorded")
+    per_class = card["evaluation"].get("per_class")
+    if per_class:
+        lines += ["", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        lines += [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | "
+                  f"{v['support']} |" for c, v in per_class.items()]
+    if "confusion_matrix.png" in card["files"]:
+        lines += ["", "![confusion matrix](confusion_matrix.png)"]
+    lines += ["", "## Intended use", "", card["intended_use"], "",
+              "## Limitations", "", card["limitations"], "",
+              "## Licence", "", card["licence"], "",
+              "## Use", "", "```python", "from keras_fer import zoo", "",
+              f"model = zoo.load({card['name']!r})  # Keras model: [0, 255] pixels -> logits",
+              f"served = zoo.load_serving({card['name']!r})  # SavedModel: encoded images -> "
+              "probabilities", "```", "",
+              "## Files", ""]
+    lines += [f"- `{f}`" for f in card["files"]]
+    lines += ["", "sha256 digests: in the registry entry "
+              f"(`keras-fer zoo describe {card['name']} --json`).", "",
+              f"Created {card['created']} with "
+              + ", ".join(f"{k} {v}" for k, v in card["software"].items()) + "."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,304 @@
+"""Trains, evaluates and publishes the zoo's checkpoints (``keras_fer.zoo``): the command in
+every model card.
+
+    python -m recipes.zoo_checkpoints --models mini_xception.ckplus48 [--data-root DIR]
+        [--out runs/zoo] [--publish DIR | --bundle] [--smoke] [--epochs N]
+
+Entries (``ENTRIES``), each a fixed training setting so that its numbers can be reproduced:
+
+* ``mini_xception.fer2013``: FER2013 Training -> PublicTest (PrivateTest is held out of the
+  shared copy), mini-Xception at width 2 with a dense head, no L2, dropout 0.3, label
+  smoothing 0.1, AdamW-free Adam with a cosine schedule. The number is the LAST epoch's
+  PublicTest accuracy: no epoch is chosen on the test rows.
+* ``mini_xception.ferplus``: the FER2013 model's backbone (a new 8-class head) fine-tuned on
+  FERPlus vote distributions (cross-entropy against the ten annotators' shares, FERPlus's
+  "crossentropy" scheme). Reported on PublicTest under both FERPlus test protocols: majority
+  (images whose top emotion has more than half of the votes, after outlier removal) and the
+  vote distribution (plurality accuracy over every kept image, and the mean KL divergence from
+  the votes to the prediction).
+* ``mini_xception.ckplus48`` / ``mini_xception.jaffe`` / ``resnet18_hfc.ckplus48``: 5-fold
+  subject-independent cross-validation (no person on both sides; last-epoch accuracy, mean
+  and std over folds, confusion matrix summed over folds), then one model trained on every
+  image with the same settings: that is the published checkpoint.
+
+``--publish DIR`` writes each entry with ``keras_fer.zoo.publish`` (``.keras``, a TF Serving
+SavedModel, the model card, the registry entry); ``--bundle`` writes it into the package (the
+small models that ship with keras-fer). Runs resume after a kill, as every recipe does.
+``--smoke``: tiny synthetic data in the real formats, 1 epoch: checks the plumbing only.
+"""
+
+import copy
+import os
+import shlex
+import sys
+
+import numpy as np
+
+from recipes import _common as C
+
+RECIPE = "zoo_checkpoints"
+LICENCE = {
+    "fer2013": "Trained on FER2013 (ICML 2013 challenge; no licence stated by its authors): "
+               "research use; check the data's terms before commercial use.",
+    "ferplus": "Trained on FER2013 images with FERPlus labels (labels MIT, Microsoft; images "
+               "FER2013, no stated licence): research use.",
+    "ckplus48": "Trained on CK+ (Lucey et al. 2010), released for non-commercial research "
+                "only: the weights inherit that restriction.",
+    "jaffe": "Trained on JAFFE (Lyons et al. 1998), released for non-commercial research only: "
+             "the weights inherit that restriction.",
+}
+LIMITS = ("Posed or web-collected faces of a few thousand people; expression labels are "
+          "categorical and culture-dependent. Not for decisions about people (hiring, "
+          "policing, health): a face's expression is not a person's feeling.")
+
+_SMALL_SET = dict(batch_size=16, schedule="cosine", learning_rate=2e-3, bn_momentum=0.9,
+                  label_smoothing=0.1)
+ENTRIES = {
+    "mini_xception.fer2013": dict(
+        dataset="fer2013", protocol="official", arch="mini_xception",
+        arch_options={"width": 2, "head": "dense", "l2_regularization": 0, "dropout": 0.3},
+        train=dict(epochs=24, batch_size=64, schedule="cosine", learning_rate=2e-3,
+                   label_smoothing=0.1),
+        description="Compact FER2013 classifier (48x48 grey), a 2x-wide mini-Xception."),
+    "mini_xception.ferplus": dict(
+        dataset="ferplus", protocol="official", arch="mini_xception", init="mini_xception.fer2013",
+        arch_options={"width": 2, "head": "dense", "l2_regularization": 0, "dropout": 0.3},
+        train=dict(epochs=4, batch_size=64, schedule="cosine", learning_rate=1e-3,
+                   label_mode="distribution"),
+        description="FERPlus 8-class classifier (48x48 grey) fine-tuned from "
+                    "mini_xception.fer2013 on the annotators' vote distributions."),
+    "mini_xception.ckplus48": dict(
+        dataset="ckplus48", protocol="subject", arch="mini_xception",
+        arch_options={"width": 1, "head": "dense", "l2_regularization": 0, "dropout": 0.3},
+        train=dict(epochs=40, **_SMALL_SET),
+        description="CK+48 7-class classifier (contempt, no neutral), 48x48 grey."),
+    "mini_xception.jaffe": dict(
+        dataset="jaffe", protocol="subject", arch="mini_xception",
+        arch_options={"width": 1, "head": "dense", "l2_regularization": 0, "dropout": 0.3},
+        train=dict(epochs=80, **dict(_SMALL_SET, batch_size=8)),
+        description="JAFFE 7-class classifier (neutral, no contempt), 48x48 grey."),
+    "resnet18_hfc.ckplus48": dict(
+        dataset="ckplus48", protocol="subject", arch="resnet18",
+        arch_options={"attention": "hfc", "attention_cutoff": 0.25,
+                      "attention_options": {"relative_cutoff": True}},
+        train=dict(epochs=30, **_SMALL_SET),
+        description="ResNet18 with high-frequency spatial attention between its stages "
+                    "(seed 002), CK+48 at 48x48 grey."),
+}
+INPUT_SHAPE = (48, 48, 1)
+FOLDS = 5
+
+
+def parse_args(argv=None):
+    p = C.make_parser(RECIPE, __doc__)
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--publish", default=None, metavar="DIR",
+                       help="publish each trained entry into DIR (keras_fer.zoo.publish)")
+    where.add_argument("--bundle", action="store_true",
+                       help="publish into the package itself (the models keras-fer ships)")
+    p.add_argument("--folds", type=int, default=None,
+                   help=f"subject folds (default {FOLDS}; 2 with --smoke)")
+    p.add_argument("--max-folds", type=int, default=None, help="folds run (default: all)")
+    args = p.parse_args(argv)
+    args.models = ",".join(C.selected(tuple(ENTRIES), args.models, "models"))
+    return args
+
+
+def write_smoke_data(folder):
+    from keras_fer.datasets import synthetic
+
+    synthetic.write_ckplus48(folder, subjects=4, frames=2)
+    synthetic.write_jaffe(folder, posers=("KA", "KL", "KM", "KR"), takes=1, size=48)
+    synthetic.write_fer2013(folder, per_class_train=4, per_class_test=2)
+    synthetic.write_ferplus(folder, per_class_train=4, per_class_test=2)
+
+
+def entry_settings(name, args):
+    spec = copy.deepcopy(ENTRIES[name])
+    if args.smoke:
+        spec["train"].update(epochs=1, batch_size=8)
+        if spec["arch"] == "mini_xception":
+            spec["arch_options"]["width"] = 0.5
+    if args.epochs:
+        spec["train"]["epochs"] = args.epochs
+    if args.batch_size:
+        spec["train"]["batch_size"] = args.batch_size
+    return spec
+
+
+def _data(spec, args):
+    options = {"distribution": "votes"} if spec["dataset"] == "ferplus" else {}
+    return C.load_dataset(spec["dataset"], args.data_root, **options)
+
+
+def build_runs(name, spec, dataset, args):
+    """Cross-validation folds (subject protocol) plus the final all-data run, or the single
+    official run."""
+    config = C.base_config(arch=spec["arch"], arch_options=spec["arch_options"],
+                           input_shape=INPUT_SHAPE, seed=args.seed, verbose=args.verbose,
+                           **spec["train"])
+    if spec["protocol"] == "official":
+        (tags, train, test), = C.protocol_splits(dataset, "official")
+        return [C.Run(f"{name}/official", config, train, test, dict(tags, entry=name))]
+    folds = args.folds or (2 if args.smoke else FOLDS)
+    runs = [C.Run(f"{name}/fold{tags['fold']}", config, train, test, dict(tags, entry=name))
+            for tags, train, test in C.protocol_splits(dataset, "subject", folds=folds,
+                                                       seed=args.seed,
+                                                       max_folds=args.max_folds)]
+    runs.append(C.Run(f"{name}/all", config.replace(tensorboard=False), dataset, None,
+                      {"entry": name, "protocol": "all"}))
+    return runs
+
+
+def initial_model(spec, dataset, args):
+    """The model an entry starts from: ``init`` names another entry whose trained model (this
+    run's output) gives the backbone; a new head is built for this dataset's classes."""
+    if not spec.get("init"):
+        return None
+    import keras
+
+    from keras_fer import zoo
+
+    source = os.path.join(args.out, spec["init"], "official", "model.keras")
+    if not os.path.exists(source):
+        raise SystemExit(f"{spec['init']} must be trained first (python -m recipes."
+                         f"{RECIPE} --models {spec['init']}): {source} is missing")
+    return zoo.with_new_head(keras.saving.load_model(source), len(dataset.classes),
+                             list(dataset.classes))
+
+
+def vote_metrics(model, dataset):
+    """FERPlus's two test protocols on ``dataset`` (records carry vote ``distribution``):
+    majority accuracy (images with a majority emotion, outlier votes removed) and, over every
+    kept image, plurality accuracy and mean KL(votes || prediction)."""
+    import keras
+
+    from keras_fer.datasets.pipeline import make_dataset
+    from keras_fer.datasets.readers.ferplus import FERPLUS_TO_CANONICAL, ferplus_label
+
+    ds = make_dataset(dataset, image_size=INPUT_SHAPE[:2], channels=INPUT_SHAPE[2],
+                      batch_size=256, shuffle=False, label_mode="int",
+                      normalization={"scale": 1.0})
+    logits = np.concatenate([keras.ops.convert_to_numpy(model(x, training=False))
+                             for x, _ in ds])
+    probs = np.asarray(keras.ops.softmax(logits, axis=-1))
+    pred = probs.argmax(-1)
+    votes = np.stack([r.distribution for r in dataset])
+    kl = np.sum(np.where(votes > 0, votes * (np.log(np.maximum(votes, 1e-12))
+                                             - np.log(np.maximum(probs, 1e-12))), 0), -1)
+    majority = []
+    for i, record in enumerate(dataset):
+        index, _ = ferplus_label(record.meta["votes"], "majority")
+        if index is not None:
+            majority.append((i, FERPLUS_TO_CANONICAL[index]))
+    idx = np.array([i for i, _ in majority], np.int64)
+    truth = np.array([t for _, t in majority], np.int64)
+    return {
+        "majority_accuracy": float(np.mean(pred[idx] == truth)) if len(idx) else None,
+        "majority_images": int(len(idx)),
+        "plurality_accuracy": float(np.mean(pred == votes.argmax(-1))),
+        "mean_kl_votes_to_prediction": float(np.mean(kl)),
+        "images": int(len(dataset)),
+    }
+
+
+def entry_metrics(name, spec, rows, runs, args):
+    """The model card's numbers: the official run's report, or the mean/std over folds."""
+    done = [r for r in rows if "error" not in r and r.get("protocol") != "all"]
+    if not done:
+        raise SystemExit(f"{name}: no run finished; see the log above")
+    if spec["protocol"] == "official":
+        row = done[0]
+        metrics = {"protocol": f"{spec['dataset']} Training -> PublicTest, last epoch",
+                   "accuracy": row["accuracy"], "mean_class_accuracy":
+                   row["mean_class_accuracy"], "weighted": row["weighted"],
+                   "per_class_recall": row["per_class"], "test_images": row["n_test"],
+                   "train_images": row["n_train"], "epochs": row["epochs"],
+                   "train_seconds": row["train_seconds"], "params": row["params"],
+                   "flops": row["flops"]}
+        return metrics, os.path.dirname(row["report"])
+    (agg,) = C.aggregate(done, ["entry"])
+    cm = np.sum([np.asarray(r["confusion_matrix"]) for r in done], axis=0)
+    metrics = {"protocol": f"{len(done)}-fold subject-independent cross-validation on "
+                           f"{spec['dataset']}, last epoch of each fold",
+               "accuracy": agg["accuracy"], "accuracy_std": agg["accuracy_std"],
+               "fold_accuracies": [r["accuracy"] for r in done],
+               "mean_class_accuracy": agg["mean_class_accuracy"],
+               "weighted": agg.get("weighted"), "per_class_recall": agg.get("per_class"),
+               "confusion_matrix_summed_over_folds": cm.tolist(), "epochs": agg["epochs"],
+               "params": agg["params"], "flops": agg["flops"],
+               "train_seconds_per_fold": agg["train_seconds"]}
+    from keras_fer.evaluation.plots import write_confusion_matrix
+
+    eval_dir = os.path.join(args.out, name, "cv_evaluation")
+    os.makedirs(eval_dir, exist_ok=True)
+    classes = list(runs[0].train_data.classes)
+    write_confusion_matrix(cm, classes, os.path.join(eval_dir, "confusion_matrix.png"),
+                           os.path.join(eval_dir, "confusion_matrix.csv"),
+                           title=f"{name}: {len(done)} subject folds")
+    return metrics, eval_dir
+
+
+def command_line(name, args):
+    parts = ["python", "-m", f"recipes.{RECIPE}", "--models", name,
+             "--data-root", "../shared/data"]
+    if args.epochs:
+        parts += ["--epochs", str(args.epochs)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def run_entry(name, args):
+    import keras
+
+    spec = entry_settings(name, args)
+    dataset = _data(spec, args)
+    print(dataset.summary())
+    runs = build_runs(name, spec, dataset, args)
+    model = initial_model(spec, dataset, args)
+    rows = []
+    for run in runs:
+        if model is not None:
+            # A fine-tune: ``train`` takes the prepared model instead of building one.
+            from keras_fer.training import train
+
+            out_dir = os.path.join(args.out, *run.key.split("/"))
+            result = train(run.config.replace(out_dir=out_dir), run.train_data, run.val_data,
+                           model=model)
+            row = C.summarize(run, result)
+            row["vote_metrics"] = vote_metrics(result.model, run.val_data)
+            rows.append(row)
+            continue
+        rows += C.run_all([run], args.out, force=args.force, select_best=False)
+    metrics, eval_dir = entry_metrics(name, spec, rows, runs, args)
+    for row in rows:
+        if row.get("vote_metrics"):
+            metrics["ferplus_protocols"] = row["vote_metrics"]
+    final_key = runs[-1].key
+    model_path = os.path.join(args.out, *final_key.split("/"), "model.keras")
+    C.write_json(os.path.join(args.out, name, "metrics.json"), metrics)
+    print(f"{name}: accuracy {C.fmt_pct(metrics['accuracy'], metrics.get('accuracy_std'))} "
+          f"({metrics['protocol']}); model {model_path}")
+    if args.publish or args.bundle:
+        from keras_fer import zoo
+
+        trained = keras.saving.load_model(model_path)
+        zoo.publish(trained, name, metrics, out_dir=args.publish, bundle=args.bundle,
+                    dataset=spec["dataset"], protocol=metrics["protocol"],
+                    recipe=command_line(name, args), evaluation_dir=eval_dir,
+                    description=spec["description"], licence=LICENCE[spec["dataset"]],
+                    limitations=LIMITS)
+        print(f"{name}: published")
+    keras.backend.clear_session()
+    return metrics
+
+
+def main(argv=None):
+    args = C.prepare(parse_args(argv), RECIPE, write_smoke_data)
+    print(C.sizes_note(C.mode_of(args)))
+    results = {name: run_entry(name, args) for name in args.models.split(",")}
+    C.write_json(os.path.join(args.out, "results.json"), results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
