@@ -21,6 +21,15 @@ def _parse_value(text):
 
 
 def _cmd_train(args):
+    if args.recipe:
+        from keras_fer.recipes import RECIPES, run_recipe
+
+        if args.config or args.set:
+            raise SystemExit("keras-fer train: give a recipe name or --config/--set, not both")
+        if args.recipe not in RECIPES:
+            raise SystemExit(f"keras-fer train: unknown recipe {args.recipe!r}; recipes: "
+                             f"{', '.join(RECIPES)}")
+        return run_recipe(args.recipe, args.recipe_args)
     from keras_fer.training import TrainConfig, train
 
     values = {}
@@ -76,12 +85,20 @@ def build_parser():
     demo.set_defaults(func=_cmd_demo)
 
     tr = sub.add_parser(
-        "train", help="train a model from a TrainConfig JSON file and/or key=value settings",
-        description="Trains with keras_fer.training.train. Re-running the same command after "
-        "an interruption resumes from the last checkpoint in the run's out_dir. Example: "
+        "train", help="run a recipe, or train from a TrainConfig JSON file / key=value settings",
+        description="Either runs a recipe (keras-fer train RECIPE [recipe options]; see "
+        "keras-fer train RECIPE --help) or trains one TrainConfig with "
+        "keras_fer.training.train. Re-running the same command after an interruption resumes "
+        "from the last checkpoint. Examples: keras-fer train hfc_attention --smoke; "
         "keras-fer train --set arch=mini_xception dataset=fer2013 "
         "data_root=/data/fer2013.csv.gz train_split=Training val_split=PublicTest "
         "epochs=30 out_dir=runs/mx")
+    tr.add_argument("recipe", nargs="?", metavar="RECIPE",
+                    help="vit_vs_cnn, hfc_attention, vit_sam_avfer, neural_resizer, "
+                         "generator_mnist, generator_faces, synthetic_augmentation or "
+                         "zoo_checkpoints")
+    tr.add_argument("recipe_args", nargs=argparse.REMAINDER, metavar="...",
+                    help="the recipe's own options")
     tr.add_argument("--config", help="a JSON file of TrainConfig fields")
     tr.add_argument("--set", nargs="*", metavar="KEY=VALUE",
                     help="TrainConfig fields (JSON values; bare words are strings)")

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from recipes import _common as C
+from keras_fer.recipes import _common as C
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -244,7 +244,7 @@ def test_write_results_and_json_helpers(tmp_path, capsys):
 def _run_recipe(module, argv):
     import importlib
 
-    recipe = importlib.import_module(f"recipes.{module}")
+    recipe = importlib.import_module(f"keras_fer.recipes.{module}")
     return recipe.main(argv)
 
 
@@ -310,9 +310,9 @@ def test_neural_resizer_smoke(tmp_path):
 @pytest.mark.parametrize("recipe", ["vit_vs_cnn", "hfc_attention", "vit_sam_avfer",
                                     "neural_resizer"])
 def test_default_smoke_as_a_command(recipe, tmp_path):
-    """The exact command CI documents: ``python -m recipes.<name> --smoke``."""
+    """The exact command CI documents: ``python -m keras_fer.recipes.<name> --smoke``."""
     out = str(tmp_path / "out")
-    result = subprocess.run([sys.executable, "-m", f"recipes.{recipe}", "--smoke", "--out", out,
+    result = subprocess.run([sys.executable, "-m", f"keras_fer.recipes.{recipe}", "--smoke", "--out", out,
                              "--verbose", "0"], cwd=ROOT, capture_output=True, text=True,
                             timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -358,3 +358,43 @@ def test_train_throughput_against_timm(tmp_path):
     keras_params, timm_params = row["keras"]["params"], row["timm_result"]["params"]
     assert timm_params <= keras_params < 1.01 * timm_params
     assert row["ratio"] > 0
+
+
+def test_zoo_checkpoints_smoke_trains_cross_validates_and_publishes(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("KERAS_FER_HOME", str(home))
+    out = str(tmp_path / "out")
+    argv = ["--smoke", "--out", out, "--models", "mini_xception.jaffe", "--max-folds", "1",
+            "--publish", str(home)]
+    assert _run_recipe("zoo_checkpoints", argv) == 0
+    metrics = json.load(open(os.path.join(out, "mini_xception.jaffe", "metrics.json")))
+    assert metrics["protocol"].startswith("1-fold subject-independent")
+    assert len(metrics["fold_accuracies"]) == 1 and 0 <= metrics["accuracy"] <= 1
+    cm = np.asarray(metrics["confusion_matrix_summed_over_folds"])
+    assert cm.shape == (7, 7) and cm.sum() > 0
+    # The published model is the all-data run's, with the command that reproduces it.
+    from keras_fer import zoo
+
+    entry = zoo.describe("mini_xception.jaffe")
+    assert entry.recipe.startswith("keras-fer train zoo_checkpoints --models "
+                                   "mini_xception.jaffe")
+    model = zoo.load("mini_xception.jaffe")
+    import keras
+
+    trained = keras.saving.load_model(os.path.join(out, "mini_xception.jaffe", "all",
+                                                   "model.keras"))
+    x = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 1)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), trained.predict(x, verbose=0),
+                               atol=1e-6)
+    assert list(model.class_names) == list(trained.class_names)
+
+
+def test_keras_fer_train_runs_a_recipe_by_name(capsys):
+    from keras_fer.cli import main
+
+    with pytest.raises(SystemExit, match="unknown recipe 'nope'"):
+        main(["train", "nope"])
+    with pytest.raises(SystemExit) as err:
+        main(["train", "zoo_checkpoints", "--help"])
+    assert err.value.code == 0
+    assert "keras-fer train zoo_checkpoints" in capsys.readouterr().out

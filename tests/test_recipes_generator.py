@@ -2,25 +2,16 @@
 
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 
-RECIPES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes")
-
 
 @pytest.fixture(scope="module")
 def recipes():
-    sys.path.insert(0, RECIPES)
-    try:
-        import generator_faces
-        import generator_mnist
-        import synthetic_augmentation
+    from keras_fer.recipes import generator_faces, generator_mnist, synthetic_augmentation
 
-        yield generator_mnist, generator_faces, synthetic_augmentation
-    finally:
-        sys.path.remove(RECIPES)
+    return generator_mnist, generator_faces, synthetic_augmentation
 
 
 def png_size(path):

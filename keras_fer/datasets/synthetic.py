@@ -1,6 +1,6 @@
 """Tiny synthetic datasets written in the real published on-disk formats.
 
-For smoke runs (``python -m recipes.<name> --smoke``), demos and tests that must exercise the
+For smoke runs (``python -m keras_fer.recipes.<name> --smoke``), demos and tests that must exercise the
 real readers (``keras_fer.datasets.load``) without the real data, which a user's checkout
 never has. Each writer produces the layout of the shared copy (see ``load``'s readers):
 

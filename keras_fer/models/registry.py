@@ -45,6 +45,25 @@ def register_architecture(name, *, family, default_input_shape, mean=IMAGENET_ME
     return decorator
 
 
+def register_variants(configs, build, *, family, default_input_shape, describe,
+                      timm_name, **spec):
+    """Registers one architecture per key of ``configs`` (a family's size table), each built by
+    ``build(arch, num_classes, input_shape, **options)``; ``describe(arch)`` and
+    ``timm_name(arch)`` give the entry's text and timm counterpart. ``spec``: the rest of
+    ``register_architecture``'s arguments (mean, std)."""
+
+    def register(arch):
+        @register_architecture(arch, family=family, default_input_shape=default_input_shape,
+                               description=describe(arch), timm_name=timm_name(arch), **spec)
+        def builder(num_classes=7, input_shape=tuple(default_input_shape), **options):
+            return build(arch, num_classes, input_shape, **options)
+
+        return builder
+
+    for arch in configs:
+        register(arch)
+
+
 def list_architectures(pattern=None):
     """Sorted names, optionally filtered by a shell pattern such as ``"vit*"``."""
     names = sorted(_REGISTRY)

@@ -7,7 +7,7 @@ from keras_fer.models.convit.backbone import (
     convit_backbone,
 )
 from keras_fer.models.convit.convert import copy_convit_backbone, load_timm_weights
-from keras_fer.models.registry import register_architecture
+from keras_fer.models.registry import register_variants
 from keras_fer.models.transformer_blocks import transformer_classifier
 
 
@@ -28,24 +28,18 @@ def build_convit(arch, num_classes, input_shape, patch_size=16, embed_dim=None, 
                                   dropout, weights, load_head, load_timm_weights)
 
 
-def _register(arch):
+def _describe(arch):
     dim, heads, timm_name = CONVIT_CONFIGS[arch]
-
-    @register_architecture(
-        arch, family="convit", default_input_shape=(224, 224, 3), timm_name=timm_name,
-        description=(f"ConViT {dim}-d, {heads} heads, 12 blocks of which 10 gated positional "
-                     f"(timm '{timm_name}' weights convert). Options: patch_size, embed_dim "
-                     "(total width), depth, num_heads, local_up_to_layer, locality_strength, "
-                     "mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path_rate, dropout, "
-                     "weights, load_head."))
-    def builder(num_classes=7, input_shape=(224, 224, 3), **options):
-        return build_convit(arch, num_classes, input_shape, **options)
-
-    return builder
+    return (f"ConViT {dim}-d, {heads} heads, 12 blocks of which 10 gated positional "
+            f"(timm '{timm_name}' weights convert). Options: patch_size, embed_dim "
+            "(total width), depth, num_heads, local_up_to_layer, locality_strength, "
+            "mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path_rate, dropout, "
+            "weights, load_head.")
 
 
-for _arch in CONVIT_CONFIGS:
-    _register(_arch)
+register_variants(CONVIT_CONFIGS, build_convit, family="convit",
+                  default_input_shape=(224, 224, 3),
+                  describe=_describe, timm_name=lambda arch: CONVIT_CONFIGS[arch][-1])
 
 __all__ = ["CONVIT_CONFIGS", "GPSABlock", "GatedPositionalSelfAttention", "build_convit",
            "convit_backbone", "copy_convit_backbone", "load_timm_weights"]

@@ -10,7 +10,7 @@ from keras_fer.models.crossvit.backbone import (
     crossvit_backbone,
 )
 from keras_fer.models.crossvit.convert import copy_crossvit_backbone, load_timm_weights
-from keras_fer.models.registry import register_architecture
+from keras_fer.models.registry import register_variants
 from keras_fer.models.transformer_blocks import transformer_classifier
 
 
@@ -31,24 +31,18 @@ def build_crossvit(arch, num_classes, input_shape, img_scale=(1.0, 224 / 240),
                                   dropout, weights, load_head, load_timm_weights)
 
 
-def _register(arch):
+def _describe(arch):
     dims, heads, timm_name = CROSSVIT_CONFIGS[arch]
-
-    @register_architecture(
-        arch, family="crossvit", default_input_shape=(240, 240, 3), timm_name=timm_name,
-        description=(f"CrossViT, branches {dims[0]}-d (12px patches) and {dims[1]}-d (16px "
-                     f"patches at 224/240 scale), 3 multi-scale blocks (timm '{timm_name}' "
-                     "weights convert). Options: img_scale, patch_size, embed_dim, depth, "
-                     "num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, "
-                     "drop_path_rate, dropout, weights, load_head."))
-    def builder(num_classes=7, input_shape=(240, 240, 3), **options):
-        return build_crossvit(arch, num_classes, input_shape, **options)
-
-    return builder
+    return (f"CrossViT, branches {dims[0]}-d (12px patches) and {dims[1]}-d (16px "
+            f"patches at 224/240 scale), 3 multi-scale blocks (timm '{timm_name}' "
+            "weights convert). Options: img_scale, patch_size, embed_dim, depth, "
+            "num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, "
+            "drop_path_rate, dropout, weights, load_head.")
 
 
-for _arch in CROSSVIT_CONFIGS:
-    _register(_arch)
+register_variants(CROSSVIT_CONFIGS, build_crossvit, family="crossvit",
+                  default_input_shape=(240, 240, 3),
+                  describe=_describe, timm_name=lambda arch: CROSSVIT_CONFIGS[arch][-1])
 
 __all__ = ["CROSSVIT_CONFIGS", "CrossAttention", "CrossAttentionBlock", "MultiScaleBlock",
            "TokenProjection", "branch_sizes", "build_crossvit", "copy_crossvit_backbone",

@@ -7,7 +7,7 @@ from keras_fer.models.hybrid_vit.backbone import (
     resnetv2_stem,
 )
 from keras_fer.models.hybrid_vit.convert import copy_hybrid_backbone, load_timm_weights
-from keras_fer.models.registry import HALF, register_architecture
+from keras_fer.models.registry import HALF, register_variants
 from keras_fer.models.transformer_blocks import transformer_classifier
 
 
@@ -29,25 +29,19 @@ def build_hybrid_vit(arch, num_classes, input_shape, layers=None, embed_dim=None
                                   dropout, weights, load_head, load_timm_weights)
 
 
-def _register(arch):
+def _describe(arch):
     layers, dim, depth, heads, timm_name = HYBRID_CONFIGS[arch]
-
-    @register_architecture(
-        arch, family="hybrid_vit", default_input_shape=(224, 224, 3), mean=HALF, std=HALF,
-        timm_name=timm_name,
-        description=(f"Hybrid ViT: ResNet-V2 stem {tuple(layers)} + {dim}-d ViT, {depth} blocks, "
-                     f"{heads} heads (timm '{timm_name}' weights convert; seed 001's "
-                     "vit_base_resnet50 is vit_base_r50_s16). Options: layers, embed_dim, depth, "
-                     "num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path_rate, "
-                     "dropout, weights, load_head."))
-    def builder(num_classes=7, input_shape=(224, 224, 3), **options):
-        return build_hybrid_vit(arch, num_classes, input_shape, **options)
-
-    return builder
+    return (f"Hybrid ViT: ResNet-V2 stem {tuple(layers)} + {dim}-d ViT, {depth} blocks, "
+            f"{heads} heads (timm '{timm_name}' weights convert; seed 001's "
+            "vit_base_resnet50 is vit_base_r50_s16). Options: layers, embed_dim, depth, "
+            "num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path_rate, "
+            "dropout, weights, load_head.")
 
 
-for _arch in HYBRID_CONFIGS:
-    _register(_arch)
+register_variants(HYBRID_CONFIGS, build_hybrid_vit, family="hybrid_vit",
+                  default_input_shape=(224, 224, 3),
+                  describe=_describe, timm_name=lambda arch: HYBRID_CONFIGS[arch][-1],
+                  mean=HALF, std=HALF)
 
 __all__ = ["HYBRID_CONFIGS", "StdConv2D", "build_hybrid_vit", "copy_hybrid_backbone",
            "hybrid_vit_backbone", "load_timm_weights", "resnetv2_stem"]

@@ -1,6 +1,6 @@
 """Swin Transformer classifiers (swin_*_patch4_window7), timm-compatible, any input size."""
 
-from keras_fer.models.registry import register_architecture
+from keras_fer.models.registry import register_variants
 from keras_fer.models.swin.backbone import (
     SWIN_CONFIGS,
     PatchMerging,
@@ -30,24 +30,18 @@ def build_swin(arch, num_classes, input_shape, patch_size=4, embed_dim=None, dep
                                   dropout, weights, load_head, load_timm_weights)
 
 
-def _register(arch):
+def _describe(arch):
     dim, depths, heads, window, timm_name = SWIN_CONFIGS[arch]
-
-    @register_architecture(
-        arch, family="swin", default_input_shape=(224, 224, 3), timm_name=timm_name,
-        description=(f"Swin Transformer, {dim}-d, depths {depths}, window {window} (timm "
-                     f"'{timm_name}' weights convert; any input size, e.g. 48x48x1). Options: "
-                     "patch_size, embed_dim, depths, num_heads, window_size, mlp_ratio, "
-                     "qkv_bias, drop_rate, attn_drop_rate, drop_path_rate, dropout, weights, "
-                     "load_head."))
-    def builder(num_classes=7, input_shape=(224, 224, 3), **options):
-        return build_swin(arch, num_classes, input_shape, **options)
-
-    return builder
+    return (f"Swin Transformer, {dim}-d, depths {depths}, window {window} (timm "
+            f"'{timm_name}' weights convert; any input size, e.g. 48x48x1). Options: "
+            "patch_size, embed_dim, depths, num_heads, window_size, mlp_ratio, "
+            "qkv_bias, drop_rate, attn_drop_rate, drop_path_rate, dropout, weights, "
+            "load_head.")
 
 
-for _arch in SWIN_CONFIGS:
-    _register(_arch)
+register_variants(SWIN_CONFIGS, build_swin, family="swin",
+                  default_input_shape=(224, 224, 3),
+                  describe=_describe, timm_name=lambda arch: SWIN_CONFIGS[arch][-1])
 
 __all__ = ["PatchMerging", "SWIN_CONFIGS", "SwinBlock", "WindowAttention", "build_swin",
            "copy_swin_backbone", "load_timm_weights", "swin_backbone"]

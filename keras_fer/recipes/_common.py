@@ -53,7 +53,7 @@ def default_data_root():
 
 def make_parser(recipe, description):
     """The arguments every recipe takes; a recipe adds its own to the returned parser."""
-    p = argparse.ArgumentParser(prog=f"python -m recipes.{recipe}", description=description,
+    p = argparse.ArgumentParser(prog=f"keras-fer train {recipe}", description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=None,
                    help="folder holding the datasets in the layout of ../shared/data "

@@ -1,6 +1,6 @@
 """Seed 003: ResNet-18 vs ViT-B/16 with SGD, step decay and SAM on a balanced merged set.
 
-    python -m recipes.vit_sam_avfer [--data-root ../shared/data] [--smoke | --paper]
+    python -m keras_fer.recipes.vit_sam_avfer [--data-root ../shared/data] [--smoke | --paper]
         [--image-folder /path/to/affectnet_export [--label-map affectnet]]
         [--per-class N] [--test-per-class N] [--models resnet18,vit_s,vit_sg,vit_sam]
 
@@ -36,7 +36,7 @@ import sys
 
 import numpy as np
 
-from recipes import _common as C
+from keras_fer.recipes import _common as C
 
 RECIPE = "vit_sam_avfer"
 MODELS = ("resnet18", "vit_s", "vit_sg", "vit_sam")

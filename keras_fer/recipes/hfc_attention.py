@@ -1,6 +1,6 @@
 """Seed 002: high-frequency spatial attention in ResNet18 and MobileNetV2 (Tables 1 and 2).
 
-    python -m recipes.hfc_attention [--data-root ../shared/data] [--smoke | --paper]
+    python -m keras_fer.recipes.hfc_attention [--data-root ../shared/data] [--smoke | --paper]
         [--models resnet18,mobilenetv2] [--datasets fer2013,jaffe,ckplus48]
         [--variants vanilla,bam,hfc] [--no-ablation] [--protocols subject|random]
 
@@ -31,7 +31,7 @@ effect size. ``--paper`` keeps the module's default (1 bin at 56, 56, 28 and 14 
 
 import sys
 
-from recipes import _common as C
+from keras_fer.recipes import _common as C
 
 RECIPE = "hfc_attention"
 ARCHS = ("resnet18", "mobilenetv2")

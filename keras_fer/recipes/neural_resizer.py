@@ -1,6 +1,6 @@
 """Seed 004: Neural Resizer + F-PDLS for vision transformers on FERPlus (Tables 1 and 3).
 
-    python -m recipes.neural_resizer [--data-root ../shared/data] [--smoke | --paper]
+    python -m keras_fer.recipes.neural_resizer [--data-root ../shared/data] [--smoke | --paper]
         [--models vit,deit,swin] [--table3-model swin] [--alpha 0.9] [--gamma 2]
 
 Table 1: each transformer trained two ways on FERPlus's majority labels: "CE + Vanilla" (the
@@ -28,7 +28,7 @@ FER2013 + FERPlus files, a tiny ViT, the two Table 1 settings, 1 epoch.
 
 import sys
 
-from recipes import _common as C
+from keras_fer.recipes import _common as C
 
 RECIPE = "neural_resizer"
 MODEL_NAMES = ("vit", "deit", "swin")

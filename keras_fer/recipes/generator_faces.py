@@ -1,9 +1,9 @@
 """Paper 000's emotion generator on face data (CK+48, JAFFE or any image folder), Figure 5.
 
-    python recipes/generator_faces.py --dataset ckplus48 --out runs/generator_ckplus48
-    python recipes/generator_faces.py --dataset jaffe --image-size 64 --out runs/generator_jaffe
-    python recipes/generator_faces.py --dataset image_folder --dataset-root DIR ...
-    python recipes/generator_faces.py --smoke
+    keras-fer train generator_faces --dataset ckplus48 --out runs/generator_ckplus48
+    keras-fer train generator_faces --dataset jaffe --image-size 64 --out runs/generator_jaffe
+    keras-fer train generator_faces --dataset image_folder --dataset-root DIR ...
+    keras-fer train generator_faces --smoke
 
 Holds out the subjects of one subject-independent fold (``--folds``/``--fold``; random folds
 for datasets without subject ids), trains the patchy generator (Figure 2) on the remaining
@@ -26,8 +26,8 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
+
+from keras_fer.recipes import _common
 
 DATASET_FOLDERS = {"ckplus48": "ckplus48", "jaffe": "jaffe"}
 

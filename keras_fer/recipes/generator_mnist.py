@@ -1,6 +1,6 @@
 """Paper 000's proof of concept: the Batch Transformer generator on MNIST, and its Figure 4.
 
-    python recipes/generator_mnist.py --out runs/generator_mnist [--epochs 5] [--smoke]
+    keras-fer train generator_mnist --out runs/generator_mnist [--epochs 5] [--smoke]
 
 Trains the simple encoder-decoder (Figure 1) to reconstruct MNIST digits given their own
 one-hot label, then re-renders random *test* digits under all ten labels: the "mutation
@@ -30,8 +30,8 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
+
+from keras_fer.recipes import _common
 
 
 def parse_args(argv=None):

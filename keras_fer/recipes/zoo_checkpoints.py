@@ -1,7 +1,7 @@
 """Trains, evaluates and publishes the zoo's checkpoints (``keras_fer.zoo``): the command in
 every model card.
 
-    python -m recipes.zoo_checkpoints --models mini_xception.ckplus48 [--data-root DIR]
+    keras-fer train zoo_checkpoints --models mini_xception.ckplus48 [--data-root DIR]
         [--out runs/zoo] [--publish DIR | --bundle] [--smoke] [--epochs N]
 
 Entries (``ENTRIES``), each a fixed training setting so that its numbers can be reproduced:
@@ -34,7 +34,7 @@ import sys
 
 import numpy as np
 
-from recipes import _common as C
+from keras_fer.recipes import _common as C
 
 RECIPE = "zoo_checkpoints"
 LICENCE = {
@@ -57,7 +57,7 @@ ENTRIES = {
     "mini_xception.fer2013": dict(
         dataset="fer2013", protocol="official", arch="mini_xception",
         arch_options={"width": 2, "head": "dense", "l2_regularization": 0, "dropout": 0.3},
-        train=dict(epochs=24, batch_size=64, schedule="cosine", learning_rate=2e-3,
+        train=dict(epochs=14, batch_size=64, schedule="cosine", learning_rate=2e-3,
                    label_smoothing=0.1),
         description="Compact FER2013 classifier (48x48 grey), a 2x-wide mini-Xception."),
     "mini_xception.ferplus": dict(
@@ -81,7 +81,7 @@ ENTRIES = {
         dataset="ckplus48", protocol="subject", arch="resnet18",
         arch_options={"attention": "hfc", "attention_cutoff": 0.25,
                       "attention_options": {"relative_cutoff": True}},
-        train=dict(epochs=30, **_SMALL_SET),
+        train=dict(epochs=20, **_SMALL_SET),
         description="ResNet18 with high-frequency spatial attention between its stages "
                     "(seed 002), CK+48 at 48x48 grey."),
 }
@@ -161,7 +161,7 @@ def initial_model(spec, dataset, args):
 
     source = os.path.join(args.out, spec["init"], "official", "model.keras")
     if not os.path.exists(source):
-        raise SystemExit(f"{spec['init']} must be trained first (python -m recipes."
+        raise SystemExit(f"{spec['init']} must be trained first (keras-fer train "
                          f"{RECIPE} --models {spec['init']}): {source} is missing")
     return zoo.with_new_head(keras.saving.load_model(source), len(dataset.classes),
                              list(dataset.classes))
@@ -240,7 +240,7 @@ def entry_metrics(name, spec, rows, runs, args):
 
 
 def command_line(name, args):
-    parts = ["python", "-m", f"recipes.{RECIPE}", "--models", name,
+    parts = ["keras-fer", "train", RECIPE, "--models", name,
              "--data-root", "../shared/data"]
     if args.epochs:
         parts += ["--epochs", str(args.epochs)]

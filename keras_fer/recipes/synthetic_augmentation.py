@@ -1,6 +1,6 @@
 """Paper 000's Table 1: does training on generated faces help a classifier?
 
-    python recipes/synthetic_augmentation.py --dataset ckplus48 --out runs/synthetic_aug \\
+    keras-fer train synthetic_augmentation --dataset ckplus48 --out runs/synthetic_aug \\
         [--arch mini_xception | inception_v3 --input-size 75] [--folds 5] [--smoke]
 
 For each of ``--folds`` subject-independent folds (no person on both sides):
@@ -32,8 +32,8 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
+
+from keras_fer.recipes import _common
 import generator_faces  # noqa: E402
 
 CONDITIONS = ("original", "synthetic", "combined")

@@ -1,6 +1,6 @@
 """Seed 001, chapter 4: vision transformers vs CNNs on CK+48 and JAFFE (Tables 4.1 and 4.2).
 
-    python -m recipes.vit_vs_cnn [--data-root ../shared/data] [--smoke | --paper]
+    python -m keras_fer.recipes.vit_vs_cnn [--data-root ../shared/data] [--smoke | --paper]
         [--models resnet50d,vit_base_patch16] [--datasets ckplus48,jaffe]
         [--protocols random,subject] [--folds 5] [--max-folds N] [--epochs N]
 
@@ -30,7 +30,7 @@ penultimate features, Grad-CAM) are under ``<out>/<dataset>/<protocol>/<model>/e
 
 import sys
 
-from recipes import _common as C
+from keras_fer.recipes import _common as C
 
 RECIPE = "vit_vs_cnn"
 PAPER_MODELS = ("resnet50d", "vgg16", "vgg19", "convit_base", "crossvit_base",
