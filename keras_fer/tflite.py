@@ -25,7 +25,11 @@ Either prints one line, ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU
 first interpreter of a process; it comes from C++ and cannot be turned off from Python.
 """
 
+import contextlib
+import json
 import os
+import re
+import sys
 import tempfile
 import threading
 import warnings
@@ -50,7 +54,8 @@ class TFLiteConversionError(ValueError):
     the command line report ``ValueError`` in one line."""
 
 
-def _check_quantize(quantize):
+def check_quantize(quantize):
+    """Raises ``ValueError`` unless ``quantize`` is one of ``QUANTIZE_MODES``."""
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
 
@@ -76,59 +81,122 @@ def _image_input_shape(model):
     return tuple(int(v) for v in shape)
 
 
-def _first_line(err):
+def _first_line(err, limit=300):
     text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+    line = f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
-def to_tflite(model, batch_size=None, quantize=None, verify=True):
+def _conversion_problem(err):
+    """One line saying why the converter failed: the TensorFlow ops that have no TFLite
+    built-in kernel when that is the reason (the usual one), else the error's first line."""
+    ops = sorted(set(re.findall(r"'(tf\.\w+)' op is neither a custom op nor a flex op",
+                                str(err))))
+    if ops:
+        return f"ops without a TFLite built-in kernel: {', '.join(ops)}"
+    return _first_line(err)
+
+
+@contextlib.contextmanager
+def _stderr_to(path):
+    """Points file descriptor 2 at ``path`` (the converter's MLIR diagnostics are written there
+    from C++, a screenful per failing op, where Python's ``sys.stderr`` cannot catch them)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+class _NotRunnable(TFLiteConversionError):
+    """Converted, but the interpreter cannot allocate or run it."""
+
+
+def to_tflite(model, batch_size=None, quantize=None, verify=True, quiet=True):
     """The TFLite flatbuffer (``bytes``) of a single-input Keras image model.
 
     Args:
         model: a ``keras.Model`` taking ``(batch, H, W, C)`` pixels (fixed H, W, C).
         batch_size: ``None`` (default): a dynamic batch dimension, resized per call by
             ``TFLiteRunner``; an integer: a fixed batch (``TFLiteRunner`` then runs larger
-            batches in chunks, padding the last).
+            batches in chunks, padding the last). ``convert`` picks for you.
         quantize: ``None`` (default, float32, same outputs as Keras to float32 rounding) or
             ``"dynamic"`` (dynamic-range quantisation: weights stored as int8, about 4x
             smaller; outputs change slightly, see docs/app.md for the measured effect).
         verify: run the Keras model and the converted model on a seeded probe batch and raise
             ``TFLiteConversionError`` if they disagree (float conversions only: a quantised
-            model differs by design).
+            model differs by design). The converted model is always loaded once, so a model
+            the interpreter cannot allocate is an error here, not at the first face.
+        quiet: hide the converter's C++ diagnostics while it runs (process-wide: file
+            descriptor 2 is redirected for the seconds of the conversion); on failure they are
+            kept in the exception's ``converter_log`` attribute.
 
     Raises ``TFLiteConversionError`` when the converter fails (e.g. an op with no TFLite
-    built-in kernel) or the check fails; ``ValueError`` for bad arguments.
+    built-in kernel, such as ``tf.Roll`` in Swin's shifted windows) or the check fails;
+    ``ValueError`` for bad arguments.
     """
     import tensorflow as tf
 
     batch_size = _check_positive_int(batch_size, "batch_size")
-    _check_quantize(quantize)
+    check_quantize(quantize)
     shape = _image_input_shape(model)
     fn = tf.function(lambda x: model(x, training=False),
                      input_signature=[tf.TensorSpec((batch_size,) + shape, tf.float32)])
+    with tempfile.TemporaryDirectory(prefix="keras_fer_tflite_") as scratch:
+        log_path = os.path.join(scratch, "converter.log")
+        try:
+            with _stderr_to(log_path) if quiet else contextlib.nullcontext():
+                # The tf.function is the trackable object: passing the Keras 3 model there
+                # instead converts without an error but yields NaN outputs (measured, TF
+                # 2.21): the variables are then not frozen from the traced captures.
+                converter = tf.lite.TFLiteConverter.from_concrete_functions(
+                    [fn.get_concrete_function()], fn)
+                # Built-in ops only: a model needing TensorFlow (Flex) kernels would not run
+                # on the ai-edge-litert interpreter, and would lose most of the speed.
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+                if quantize == "dynamic":
+                    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                content = converter.convert()
+        except Exception as err:  # the converter raises many types (ConverterError, ...)
+            error = TFLiteConversionError(f"TFLite conversion failed: "
+                                          f"{_conversion_problem(err)}")
+            error.converter_log = (open(log_path, errors="replace").read()
+                                   if os.path.isfile(log_path) else "")
+            raise error from err
     try:
-        # The tf.function is the trackable object: passing the Keras 3 model there instead
-        # converts without an error but yields NaN outputs (measured, TF 2.21): the variables
-        # are then not frozen from the traced function's captures.
-        converter = tf.lite.TFLiteConverter.from_concrete_functions(
-            [fn.get_concrete_function()], fn)
-        # Built-in ops only: a model needing TensorFlow (Flex) kernels would not run on the
-        # ai-edge-litert interpreter, and would lose most of the speed that TFLite is for.
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantize == "dynamic":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        content = converter.convert()
-    except Exception as err:  # the converter raises many types (ConverterError, ValueError...)
-        raise TFLiteConversionError(f"TFLite conversion failed: {_first_line(err)}") from err
+        runner = TFLiteRunner(content)
+    except ValueError as err:
+        raise _NotRunnable(f"the converted TFLite model cannot be loaded: {err}") from err
     if verify and quantize is None:
-        _verify(model, content, shape, batch_size or 2)
+        _verify(model, runner, shape, batch_size or 2)
     return content
 
 
-def _verify(model, content, shape, batch):
+def convert(model, quantize=None):
+    """``to_tflite`` with a dynamic batch, or with a fixed batch of 1 when the interpreter
+    cannot allocate the dynamic-batch model (CrossViT's reshapes: "BytesRequired number of
+    elements overflowed"); ``TFLiteRunner`` then runs one face per invoke, as ``fer`` does."""
+    try:
+        return to_tflite(model, quantize=quantize)
+    except _NotRunnable:
+        return to_tflite(model, batch_size=1, quantize=quantize)
+
+
+def _verify(model, runner, shape, batch):
     probe = np.random.default_rng(0).uniform(0, 255, (batch,) + shape).astype(np.float32)
     expected = np.asarray(model(probe, training=False), dtype=np.float64)
-    got = np.asarray(TFLiteRunner(content)(probe), dtype=np.float64)
+    try:
+        got = np.asarray(runner(probe), dtype=np.float64)
+    except (ValueError, RuntimeError) as err:
+        raise _NotRunnable(f"the converted TFLite model does not run: {_first_line(err)}"
+                           ) from err
     if got.shape != expected.shape:
         raise TFLiteConversionError(f"TFLite model outputs shape {got.shape}, Keras "
                                     f"{expected.shape}")
@@ -251,7 +319,7 @@ def cache_path(sha256, quantize=None):
     ``$KERAS_FER_HOME/tflite/<sha256>[.dynamic].tflite``."""
     from keras_fer.zoo.store import home
 
-    _check_quantize(quantize)
+    check_quantize(quantize)
     suffix = "" if quantize is None else f".{quantize}"
     return home() / "tflite" / f"{sha256}{suffix}.tflite"
 
@@ -266,9 +334,16 @@ def cached_tflite(model_path=None, model=None, quantize=None, sha256=None):
         sha256: the file's digest when already known (the zoo's verified digest); with
             ``model`` given, ``model_path`` may then be ``None``.
 
-    The file is written to a temporary name in the cache folder and renamed into place, so a
-    concurrent or interrupted conversion never leaves a partial file under the final name.
+    The conversion is ``convert``'s (dynamic batch, else batch 1). The file is written to a
+    temporary name in the cache folder and renamed into place, so a concurrent or
+    interrupted conversion never leaves a partial file under the final name. A model that does
+    not convert is remembered too (``<sha256>[.dynamic].failed.json``, with the TensorFlow
+    version): later calls raise the same ``TFLiteConversionError`` at once instead of spending
+    seconds on a conversion known to fail; a new TensorFlow version tries again, and so does
+    deleting that file.
     """
+    import tensorflow as tf
+
     from keras_fer.zoo.store import sha256 as file_sha256
 
     if sha256 is None or model is None:
@@ -281,11 +356,24 @@ def cached_tflite(model_path=None, model=None, quantize=None, sha256=None):
     target = cache_path(digest, quantize)
     if target.is_file():
         return str(target)
+    failed = target.with_name(target.name[:-len(".tflite")] + ".failed.json")
+    try:
+        record = json.loads(failed.read_text())
+    except (OSError, ValueError):
+        record = None
+    if isinstance(record, dict) and record.get("tensorflow") == tf.__version__:
+        raise TFLiteConversionError(f"{record.get('error')} (remembered in {failed}; delete "
+                                    f"it to try again)")
     if model is None:
         from keras_fer.predict import load_model
 
         model = load_model(model_path)
-    content = to_tflite(model, quantize=quantize)
+    try:
+        content = convert(model, quantize=quantize)
+    except TFLiteConversionError as err:
+        _write_atomically(failed, json.dumps({"tensorflow": tf.__version__,
+                                              "error": str(err)}).encode())
+        raise
     _write_atomically(target, content)
     return str(target)
 

@@ -23,6 +23,15 @@ from keras_fer.predict_cli import add_predict_parsers
 LUMA = np.array([0.299, 0.587, 0.114])
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _private_home(tmp_path_factory):
+    """The TFLite cache goes to a private KERAS_FER_HOME, never the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        home = tmp_path_factory.mktemp("home")
+        mp.setenv("KERAS_FER_HOME", str(home))
+        yield home
+
+
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     import keras
@@ -198,6 +207,55 @@ def test_predict_crop_classifies_the_whole_image(predictor, reference_model, fil
                                list(faces[1].probabilities.values()), atol=1e-6)
 
 
+def test_numpy_standardisation_is_bytewise_the_pipeline_one():
+    """standardize_numpy (the app's fast path) against the training pipeline's TensorFlow
+    function itself, traced as the pipeline runs it: identical bytes on random crops of every
+    kind (grey, grey+alpha, RGB, RGBA; 1 pixel to 400; down- and upscaled; odd sizes)."""
+    import tensorflow as tf
+
+    from keras_fer.datasets.pipeline import _standardize
+    from keras_fer.predict import standardize_numpy
+
+    rng = np.random.default_rng(7)
+    for channels, size in ((1, (48, 48)), (3, (64, 64)), (1, (40, 56)), (3, (224, 224))):
+        fn = tf.function(lambda image: _standardize(image, channels, size),
+                         input_signature=[tf.TensorSpec([None, None, None], tf.uint8)])
+        shapes = [(1, 1, 1), (1, 5, 3), size + (1,), size + (3,)] + [
+            (int(rng.integers(1, 400)), int(rng.integers(1, 400)), int(rng.choice([1, 2, 3, 4])))
+            for _ in range(12 if size == (224, 224) else 40)]
+        for shape in shapes:
+            crop = rng.integers(0, 256, shape, dtype=np.uint8)
+            np.testing.assert_array_equal(standardize_numpy(crop, channels, size),
+                                          fn(crop).numpy(), err_msg=str((shape, size)))
+
+
+def test_preprocess_matches_the_pipeline_for_huge_crops_too(predictor):
+    """A crop side above 2048 pixels takes the TensorFlow path (no 2048^2 weight table)."""
+    import tensorflow as tf
+
+    from keras_fer.datasets.pipeline import _standardize
+
+    crop = np.random.default_rng(2).integers(0, 256, (2100, 40, 3), dtype=np.uint8)
+    expected = tf.function(lambda image: _standardize(image, 1, (48, 48)))(crop).numpy()
+    np.testing.assert_array_equal(predictor.preprocess([crop])[0], expected)
+
+
+def test_tensorflow_standardisation_is_used_if_numpy_ever_differs(model_path, photo,
+                                                                  monkeypatch):
+    import keras_fer.predict as predict_module
+
+    reference = Predictor(model_path, backend="keras")
+    expected = reference.predict(photo)
+    assert reference._numpy_standardize
+    original = predict_module.standardize_numpy
+    monkeypatch.setattr(predict_module, "standardize_numpy",
+                        lambda crop, c, size: original(crop, c, size) ^ np.uint8(1))
+    predictor = Predictor(model_path, backend="keras")
+    faces = predictor.predict(photo)
+    assert not predictor._numpy_standardize
+    assert [f.probabilities for f in faces] == [f.probabilities for f in expected]
+
+
 def test_softmax_model_outputs_are_used_as_probabilities():
     import keras
 
@@ -322,6 +380,28 @@ def test_cli_sample_photo_no_detect_and_errors(model_path, files, capsys):
     assert code == 1 and "model: file not found: missing/model.keras" in err
 
 
+def test_cli_backends_agree(model_path, files, capsys, _private_home):
+    """--backend keras and the default (auto: TFLite, converted once into the cache) print the
+    same probabilities; the model line and the JSON name the backend."""
+    docs = {}
+    for backend in ("auto", "keras", "tflite"):
+        code, out, _ = _run(capsys, "predict", files["two"], "--json", "--model", model_path,
+                            "--backend", backend)
+        assert code == 0
+        docs[backend] = json.loads(out)
+    assert [docs[b]["backend"] for b in docs] == ["tflite", "keras", "tflite"]
+    for backend in ("auto", "tflite"):
+        for face, ref in zip(docs[backend]["images"][0]["faces"],
+                             docs["keras"]["images"][0]["faces"]):
+            assert face["box"] == ref["box"]
+            np.testing.assert_allclose(list(face["probabilities"].values()),
+                                       list(ref["probabilities"].values()), atol=1e-5)
+    assert len(list((_private_home / "tflite").glob("*.tflite"))) == 1
+    code, out, _ = _run(capsys, "predict", files["crop"], "--no-detect", "--model", model_path,
+                        "--backend", "keras")
+    assert code == 0 and "backend keras" in out.splitlines()[0]
+
+
 def test_cli_video_every_2(model_path, photo, tmp_path, capsys):
     import cv2
 
@@ -358,7 +438,8 @@ def test_cli_video_every_2(model_path, photo, tmp_path, capsys):
 
 def test_cli_help_for_each_command():
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    expected = {(): ("predict", "video"), ("predict",): ("--json", "--no-detect", "examples:"),
+    expected = {(): ("predict", "video"),
+                ("predict",): ("--json", "--no-detect", "--backend", "examples:"),
                 ("video",): ("--every", "--max-frames", "examples:")}
     for argv, words in expected.items():
         out = subprocess.run([sys.executable, "-m", "keras_fer.cli", *argv, "--help"],

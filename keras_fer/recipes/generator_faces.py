@@ -20,12 +20,10 @@ held-out faces: the judge is weak, so the two are only comparable with each othe
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
-
 
 from keras_fer.recipes import _common
 

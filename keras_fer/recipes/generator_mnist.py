@@ -24,12 +24,10 @@ row of the table was the same blurred digit (label_following 0.105, chance 0.1),
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
-
 
 from keras_fer.recipes import _common
 

@@ -26,15 +26,12 @@ one resumes from its checkpoints (generator and classifier both), so re-run the 
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-
-from keras_fer.recipes import _common
-import generator_faces  # noqa: E402
+from keras_fer.recipes import _common, generator_faces
 
 CONDITIONS = ("original", "synthetic", "combined")
 
