@@ -11,8 +11,9 @@ __version__ = "0.1.0.dev0"
 
 # Submodules load on first use, so `keras-fer --help` and `import keras_fer` do not pay for
 # TensorFlow's start-up. Each submodule imports what it registers with Keras.
-_SUBMODULES = ("datasets", "evaluation", "faces", "labels", "layers", "losses", "models",
-               "optimizers", "testing", "training", "zoo")
+_SUBMODULES = ("datasets", "evaluation", "faces", "generators", "labels", "layers", "losses",
+               "models", "optimizers", "predict", "recipes", "testing", "tflite", "training",
+               "zoo")
 
 
 def __getattr__(name):

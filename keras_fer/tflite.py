@@ -102,7 +102,11 @@ def _stderr_to(path):
     """Points file descriptor 2 at ``path`` (the converter's MLIR diagnostics are written there
     from C++, a screenful per failing op, where Python's ``sys.stderr`` cannot catch them)."""
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (a daemon): nothing to hide
+        yield
+        return
     try:
         with open(path, "wb") as sink:
             os.dup2(sink.fileno(), 2)

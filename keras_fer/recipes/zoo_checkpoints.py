@@ -57,7 +57,7 @@ ENTRIES = {
     "mini_xception.fer2013": dict(
         dataset="fer2013", protocol="official", arch="mini_xception",
         arch_options={"width": 2, "head": "dense", "l2_regularization": 0, "dropout": 0.3},
-        train=dict(epochs=14, batch_size=64, schedule="cosine", learning_rate=2e-3,
+        train=dict(epochs=11, batch_size=64, schedule="cosine", learning_rate=2e-3,
                    label_smoothing=0.1),
         description="Compact FER2013 classifier (48x48 grey), a 2x-wide mini-Xception."),
     "mini_xception.ferplus": dict(
