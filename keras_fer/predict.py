@@ -405,11 +405,11 @@ class Predictor:
         # commutes with the per-channel resize, so this equals the pipeline's grey -> RGB path.
         std_channels = 1 if self.grayscale else channels
         if self._standardize_fn is None:
-            from keras_fer.datasets.pipeline import _standardize
+            from keras_fer.datasets.pipeline import standardize_image
 
             # One trace for every crop size and colour mode (the shape is dynamic).
             self._standardize_fn = tf.function(
-                lambda image: _standardize(image, std_channels, (height, width)),
+                lambda image: standardize_image(image, std_channels, (height, width)),
                 input_signature=[tf.TensorSpec([None, None, None], tf.uint8)])
             self._numpy_standardize = _numpy_matches(self._standardize_fn, std_channels,
                                                      (height, width))

@@ -213,12 +213,12 @@ def test_numpy_standardisation_is_bytewise_the_pipeline_one():
     kind (grey, grey+alpha, RGB, RGBA; 1 pixel to 400; down- and upscaled; odd sizes)."""
     import tensorflow as tf
 
-    from keras_fer.datasets.pipeline import _standardize
+    from keras_fer.datasets.pipeline import standardize_image
     from keras_fer.predict import standardize_numpy
 
     rng = np.random.default_rng(7)
     for channels, size in ((1, (48, 48)), (3, (64, 64)), (1, (40, 56)), (3, (224, 224))):
-        fn = tf.function(lambda image: _standardize(image, channels, size),
+        fn = tf.function(lambda image: standardize_image(image, channels, size),
                          input_signature=[tf.TensorSpec([None, None, None], tf.uint8)])
         shapes = [(1, 1, 1), (1, 5, 3), size + (1,), size + (3,)] + [
             (int(rng.integers(1, 400)), int(rng.integers(1, 400)), int(rng.choice([1, 2, 3, 4])))
@@ -233,10 +233,10 @@ def test_preprocess_matches_the_pipeline_for_huge_crops_too(predictor):
     """A crop side above 2048 pixels takes the TensorFlow path (no 2048^2 weight table)."""
     import tensorflow as tf
 
-    from keras_fer.datasets.pipeline import _standardize
+    from keras_fer.datasets.pipeline import standardize_image
 
     crop = np.random.default_rng(2).integers(0, 256, (2100, 40, 3), dtype=np.uint8)
-    expected = tf.function(lambda image: _standardize(image, 1, (48, 48)))(crop).numpy()
+    expected = tf.function(lambda image: standardize_image(image, 1, (48, 48)))(crop).numpy()
     np.testing.assert_array_equal(predictor.preprocess([crop])[0], expected)
 
 

@@ -159,8 +159,11 @@ def _inline_hwc(record):
     return image
 
 
-def _standardize(image, channels, image_size):
-    """uint8 (h, w, c) with c in 1..4 -> uint8 (H, W, channels) (stage 3 above)."""
+def standardize_image(image, channels, image_size):
+    """uint8 (h, w, c) with c in 1..4 -> uint8 (H, W, channels) (stage 3 above).
+
+    Public because every path that feeds a trained model must prepare pixels exactly as
+    training did: the serving signature and the app call this same function."""
     import tensorflow as tf
 
     image = tf.convert_to_tensor(image)
@@ -344,7 +347,7 @@ def make_dataset(dataset, image_size=(48, 48), channels=1, batch_size=32, shuffl
         if len(idx) == 0:
             continue
         images, part_labels = build(idx)
-        images = images.map(lambda im: _standardize(im, channels, image_size),
+        images = images.map(lambda im: standardize_image(im, channels, image_size),
                             num_parallel_calls=tf.data.AUTOTUNE)
         if part_labels is not None:
             images = tf.data.Dataset.zip(images, tf.data.Dataset.from_tensor_slices(part_labels))

@@ -60,7 +60,7 @@ def decode_images(images, image_size, channels):
     dataset pipeline prepare them (see the module docstring). Works eagerly and in graphs."""
     import tensorflow as tf
 
-    from keras_fer.datasets.pipeline import _standardize
+    from keras_fer.datasets.pipeline import standardize_image
 
     image_size = (int(image_size[0]), int(image_size[1]))
     if channels not in (1, 3):
@@ -89,7 +89,7 @@ def decode_images(images, image_size, channels):
             pixels = tf.io.decode_image(data, channels=0, dtype=tf.uint8,
                                         expand_animations=False)
         pixels = tf.ensure_shape(pixels, [None, None, None])
-        return tf.cast(_standardize(pixels, channels, image_size), tf.float32)
+        return tf.cast(standardize_image(pixels, channels, image_size), tf.float32)
 
     indices = tf.range(tf.shape(images, out_type=tf.int64)[0])
     return tf.map_fn(one, (indices, images), fn_output_signature=tf.TensorSpec(
