@@ -49,13 +49,12 @@ def _cmd_train(args):
 
 
 def _cmd_evaluate(args):
-    import keras
-
     from keras_fer import datasets
     from keras_fer.datasets.pipeline import make_dataset
     from keras_fer.evaluation import evaluate_model
+    from keras_fer.models import load_model
 
-    model = keras.saving.load_model(args.model)
+    model = load_model(args.model)
     data = datasets.load(args.dataset, args.root, split=args.split)
     image_size, channels = tuple(model.input_shape[1:3]), int(model.input_shape[3])
     ds = make_dataset(data, image_size=image_size, channels=channels, batch_size=64,

@@ -123,9 +123,9 @@ def load_model(model):
         if not name.endswith(".keras"):
             raise ValueError(f"model: {name} is not a .keras file (save models with "
                              f"model.save('name.keras'))")
-        importlib.import_module("keras_fer.models")  # registers the custom classes
-        importlib.import_module("keras_fer.layers")
-        return keras.saving.load_model(name, safe_mode=True)
+        from keras_fer.models import load_model as load_keras_file
+
+        return load_keras_file(name)
     if name.endswith(".keras") or os.sep in name or (os.altsep and os.altsep in name):
         raise ValueError(f"model: file not found: {name}")
     try:

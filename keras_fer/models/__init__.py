@@ -19,3 +19,14 @@ import keras_fer.models.swin  # noqa: E402,F401  (Swin Transformer, timm-exact, 
 import keras_fer.models.convit  # noqa: E402,F401  (ConViT, gated positional self-attention)
 import keras_fer.models.crossvit  # noqa: E402,F401  (CrossViT, two-branch cross-attention)
 import keras_fer.models.hybrid_vit  # noqa: E402,F401  (ResNet-V2 stem + ViT)
+
+
+def load_model(path, compile=False):
+    """A ``.keras`` file saved from any keras-fer model, loaded with Keras' ``safe_mode``
+    (no arbitrary code runs). Plain ``keras.saving.load_model`` fails on these files unless
+    keras-fer's custom classes were imported first; this makes sure they are."""
+    import keras
+
+    import keras_fer.layers  # noqa: F401  (registers the custom layers a file may use)
+
+    return keras.saving.load_model(path, safe_mode=True, compile=compile)

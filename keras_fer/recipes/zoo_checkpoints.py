@@ -157,15 +157,14 @@ def initial_model(spec, dataset, args):
     run's output) gives the backbone; a new head is built for this dataset's classes."""
     if not spec.get("init"):
         return None
-    import keras
-
     from keras_fer import zoo
+    from keras_fer.models import load_model
 
     source = os.path.join(args.out, spec["init"], "official", "model.keras")
     if not os.path.exists(source):
         raise SystemExit(f"{spec['init']} must be trained first (keras-fer train "
                          f"{RECIPE} --models {spec['init']}): {source} is missing")
-    return zoo.with_new_head(keras.saving.load_model(source), len(dataset.classes),
+    return zoo.with_new_head(load_model(source), len(dataset.classes),
                              list(dataset.classes))
 
 
@@ -282,8 +281,9 @@ def run_entry(name, args):
           f"({metrics['protocol']}); model {model_path}")
     if args.publish or args.bundle:
         from keras_fer import zoo
+        from keras_fer.models import load_model
 
-        trained = keras.saving.load_model(model_path)
+        trained = load_model(model_path)
         zoo.publish(trained, name, metrics, out_dir=args.publish, bundle=args.bundle,
                     dataset=spec["dataset"], protocol=metrics["protocol"],
                     recipe=command_line(name, args), evaluation_dir=eval_dir,

@@ -12,12 +12,9 @@ from keras_fer.zoo.registry import describe
 
 
 def _load_keras_file(path):
-    import keras
+    from keras_fer.models import load_model
 
-    import keras_fer.layers  # noqa: F401  (registers the custom layers a file may use)
-    import keras_fer.models  # noqa: F401
-
-    return keras.saving.load_model(path, safe_mode=True, compile=False)
+    return load_model(path)
 
 
 def _build(entry, num_classes):
