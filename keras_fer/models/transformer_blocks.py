@@ -183,15 +183,20 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         dim = input_shape[-1]
         if dim % self.num_heads:
             raise ValueError(f"token dim {dim} must be divisible by num_heads={self.num_heads}")
-        self.qkv = keras.layers.Dense(3 * dim, use_bias=self.qkv_bias,
-                                      kernel_initializer=trunc_normal(),
-                                      dtype=self.dtype_policy, name="qkv")
-        self.qkv.build(input_shape)
+        self.build_query_key_value(input_shape)
         self.proj = keras.layers.Dense(dim, kernel_initializer=trunc_normal(),
                                        dtype=self.dtype_policy, name="proj")
         self.proj.build(input_shape)
         self.attn_dropout = keras.layers.Dropout(self.attn_drop, dtype=self.dtype_policy)
         self.proj_dropout = keras.layers.Dropout(self.proj_drop, dtype=self.dtype_policy)
+
+    def build_query_key_value(self, input_shape):
+        """The fused ``qkv`` projection (timm's ``attn.qkv``); subclasses with separate q, k
+        and v projections override this."""
+        self.qkv = keras.layers.Dense(3 * input_shape[-1], use_bias=self.qkv_bias,
+                                      kernel_initializer=trunc_normal(),
+                                      dtype=self.dtype_policy, name="qkv")
+        self.qkv.build(input_shape)
 
     def call(self, x, training=None):
         q, k, v = split_heads(self.qkv(x), 3, self.num_heads)

@@ -28,6 +28,7 @@ from keras import ops
 from keras_fer.models.classifier import ClsToken
 from keras_fer.models.transformer_blocks import (
     DropPath,
+    MultiHeadSelfAttention,
     PatchEmbedding,
     PositionEmbedding,
     PrependClassToken,
@@ -53,32 +54,18 @@ CROSSVIT_CONFIGS = {
 
 
 @keras.saving.register_keras_serializable(package="keras_fer")
-class CrossAttention(keras.layers.Layer):
+class CrossAttention(MultiHeadSelfAttention):
     """Cross-attention of the class token (token 0) over all tokens (CrossViT Eq. 7):
-    ``softmax(q_cls k^T / sqrt(d_h)) v`` per head, projected; returns (B, 1, D)."""
+    ``softmax(q_cls k^T / sqrt(d_h)) v`` per head, projected; returns (B, 1, D). timm keeps
+    q, k and v as separate projections (``wq``, ``wk``, ``wv``), so they are separate here."""
 
-    def __init__(self, num_heads, qkv_bias=True, attn_drop=0.0, proj_drop=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.num_heads = check_positive_int(num_heads, "num_heads")
-        self.qkv_bias = bool(qkv_bias)
-        self.attn_drop = check_rate(attn_drop, "attn_drop")
-        self.proj_drop = check_rate(proj_drop, "proj_drop")
-
-    def build(self, input_shape):
-        dim = input_shape[-1]
-        if dim % self.num_heads:
-            raise ValueError(f"dim {dim} must be divisible by num_heads={self.num_heads}")
+    def build_query_key_value(self, input_shape):
         for name in ("wq", "wk", "wv"):
-            dense = keras.layers.Dense(dim, use_bias=self.qkv_bias,
+            dense = keras.layers.Dense(input_shape[-1], use_bias=self.qkv_bias,
                                        kernel_initializer=trunc_normal(),
                                        dtype=self.dtype_policy, name=name)
             dense.build(input_shape)
             setattr(self, name, dense)
-        self.proj = keras.layers.Dense(dim, kernel_initializer=trunc_normal(),
-                                       dtype=self.dtype_policy, name="proj")
-        self.proj.build(input_shape)
-        self.attn_dropout = keras.layers.Dropout(self.attn_drop, dtype=self.dtype_policy)
-        self.proj_dropout = keras.layers.Dropout(self.proj_drop, dtype=self.dtype_policy)
 
     def call(self, x, training=None):
         q = split_heads(self.wq(x[:, :1]), 1, self.num_heads)[0]
@@ -89,10 +76,6 @@ class CrossAttention(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 1, input_shape[2])
-
-    def get_config(self):
-        return {**super().get_config(), "num_heads": self.num_heads, "qkv_bias": self.qkv_bias,
-                "attn_drop": self.attn_drop, "proj_drop": self.proj_drop}
 
 
 @keras.saving.register_keras_serializable(package="keras_fer")

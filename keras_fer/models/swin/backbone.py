@@ -28,6 +28,7 @@ from keras import ops
 from keras_fer.models.transformer_blocks import (
     DropPath,
     Mlp,
+    MultiHeadSelfAttention,
     PatchEmbedding,
     attention_logits,
     check_positive_int,
@@ -87,19 +88,16 @@ def clamp_window(resolution, window, shift):
 
 
 @keras.saving.register_keras_serializable(package="keras_fer")
-class WindowAttention(keras.layers.Layer):
+class WindowAttention(MultiHeadSelfAttention):
     """Multi-head self-attention inside (B * windows, N, C) windows with a learned relative
     position bias (Swin Eq. 4); an optional (windows, N, N) additive ``attention_mask`` blocks
     attention across the seams of shifted windows."""
 
     def __init__(self, num_heads, window_size, qkv_bias=True, attn_drop=0.0, proj_drop=0.0,
                  **kwargs):
-        super().__init__(**kwargs)
-        self.num_heads = check_positive_int(num_heads, "num_heads")
+        super().__init__(num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop,
+                         proj_drop=proj_drop, **kwargs)
         self.window_size = to_pair(window_size, "window_size")
-        self.qkv_bias = bool(qkv_bias)
-        self.attn_drop = check_rate(attn_drop, "attn_drop")
-        self.proj_drop = check_rate(proj_drop, "proj_drop")
         self._index = relative_position_index(self.window_size).reshape(-1)
 
     def build(self, input_shape):
@@ -108,22 +106,11 @@ class WindowAttention(keras.layers.Layer):
         if input_shape[1] is not None and input_shape[1] != area:
             raise ValueError(f"WindowAttention with window {self.window_size} expects {area} "
                              f"tokens per window, got input shape {tuple(input_shape)}")
-        dim = input_shape[-1]
-        if dim % self.num_heads:
-            raise ValueError(f"dim {dim} must be divisible by num_heads={self.num_heads}")
         wh, ww = self.window_size
         self.relative_position_bias_table = self.add_weight(
             shape=((2 * wh - 1) * (2 * ww - 1), self.num_heads), initializer=trunc_normal(),
             name="relative_position_bias_table")
-        self.qkv = keras.layers.Dense(3 * dim, use_bias=self.qkv_bias,
-                                      kernel_initializer=trunc_normal(),
-                                      dtype=self.dtype_policy, name="qkv")
-        self.qkv.build(input_shape)
-        self.proj = keras.layers.Dense(dim, kernel_initializer=trunc_normal(),
-                                       dtype=self.dtype_policy, name="proj")
-        self.proj.build(input_shape)
-        self.attn_dropout = keras.layers.Dropout(self.attn_drop, dtype=self.dtype_policy)
-        self.proj_dropout = keras.layers.Dropout(self.proj_drop, dtype=self.dtype_policy)
+        super().build(input_shape)
 
     def relative_bias(self):
         """(heads, N, N) bias gathered from the table."""
@@ -147,13 +134,8 @@ class WindowAttention(keras.layers.Layer):
         attn = self.attn_dropout(attn, training=training)
         return self.proj_dropout(self.proj(merge_heads(ops.matmul(attn, v))), training=training)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
     def get_config(self):
-        return {**super().get_config(), "num_heads": self.num_heads,
-                "window_size": self.window_size, "qkv_bias": self.qkv_bias,
-                "attn_drop": self.attn_drop, "proj_drop": self.proj_drop}
+        return {**super().get_config(), "window_size": self.window_size}
 
 
 @keras.saving.register_keras_serializable(package="keras_fer")
