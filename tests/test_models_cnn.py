@@ -102,6 +102,10 @@ def test_hfc_adds_708_parameters_to_resnet18_and_767_to_mobilenetv2():
     assert _delta("resnet18", (64, 64, 3), attention="hfc") == 708
     # 128x128 so that the last module's map (4x4) admits the default cutoff of 1 bin.
     assert _delta("mobilenetv2", (128, 128, 3), attention="hfc") == 767
+    # At a quarter of the width the hook points see 16, 16, 32 and 64 channels.
+    narrow = {"input_shape": (64, 64, 3), "width_multiplier": 0.25}
+    assert create_model("resnet18", attention="hfc", **narrow).count_params() - \
+        create_model("resnet18", **narrow).count_params() == 16 + 16 + 32 + 64 + 49 * 4
 
 
 @pytest.mark.parametrize("query, per_module", [("lfc", 49), ("hfc+lfc", 98),
@@ -317,6 +321,7 @@ def test_fer_file_errors(tmp_path):
     ("resnet18", {"attention": "hfc", "attention_options": [1]}, "attention_options"),
     ("resnet34", {"attention": "hfc", "attention_cutoff": -1}, "cutoff must be >= 0"),
     ("mobilenetv2", {"width_multiplier": 0}, "width_multiplier"),
+    ("resnet18", {"width_multiplier": -0.5}, "width_multiplier"),
     ("mobilenetv2", {"attention": "hfc", "attention_cutoff": 1.0}, "cutoff"),
     ("mini_xception", {"width": -1}, "width"),
     ("mini_xception", {"head": "mlp"}, "head"),

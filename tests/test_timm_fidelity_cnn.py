@@ -35,11 +35,13 @@ def _normalised(x):
     return ((x / 255.0 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)).astype("float32")
 
 
-def _random_timm(timm, name, num_classes=7, seed=0, **kwargs):
+def _random_timm(timm, name, num_classes=7, seed=0, surgery=None, **kwargs):
     import torch
 
     torch.manual_seed(seed)
     model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
+    if surgery is not None:
+        surgery(model)
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -87,6 +89,31 @@ def test_logits_equal_timm(timm, tmp_path, arch, timm_name, options):
     x = _pixels((1, 57, 57, 3), seed=1)
     np.testing.assert_allclose(odd(x).numpy(), timm_forward(reference, _normalised(x)),
                                atol=ATOL, rtol=RTOL)
+
+
+def test_narrow_resnet18_equals_timm_with_the_same_channels(timm, tmp_path):
+    # width_multiplier scales every stage, as timm's `channels` does, and the stem, which
+    # timm keeps at 64 for the plain stem: narrow it (and layer1's first conv, which then
+    # needs no projection) to get the same network.
+    import torch
+
+    def narrow_stem(model):
+        model.conv1 = torch.nn.Conv2d(3, 16, 7, stride=2, padding=3, bias=False)
+        model.bn1 = torch.nn.BatchNorm2d(16)
+        model.layer1[0].conv1 = torch.nn.Conv2d(16, 16, 3, padding=1, bias=False)
+        model.layer1[0].downsample = None
+
+    reference = _random_timm(timm, "resnet18", channels=(16, 32, 64, 128), surgery=narrow_stem)
+    path = _save(reference, tmp_path / "narrow.safetensors")
+    ours = create_model("resnet18", input_shape=(48, 48, 3), width_multiplier=0.25,
+                        weights=path)
+    assert sum(int(np.prod(w.shape)) for w in ours.trainable_weights) == \
+        sum(p.numel() for p in reference.parameters())
+    x = _pixels((2, 48, 48, 3))
+    np.testing.assert_allclose(ours(x).numpy(), timm_forward(reference, _normalised(x)),
+                               atol=ATOL, rtol=RTOL)
+    with pytest.raises(ValueError):
+        create_model("resnet18", input_shape=(48, 48, 3), width_multiplier=0.5, weights=path)
 
 
 def test_save_for_hf_folder_loads(timm, tmp_path):

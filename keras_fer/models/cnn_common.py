@@ -26,6 +26,19 @@ ATTENTION_PREFIX = "attention_after_"
 PAPER_BAM_OPTIONS = {"conv_bias": False, "batch_norm": "none"}
 
 
+def make_divisible(value, divisor=8, round_limit=0.9):
+    """timm's channel rounding: nearest multiple of ``divisor`` (at least ``divisor``), bumped
+    up one step if rounding lost more than 10%."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < round_limit * value else rounded
+
+
+def check_width_multiplier(width_multiplier):
+    if isinstance(width_multiplier, bool) or not isinstance(width_multiplier, (int, float)) \
+            or width_multiplier <= 0:
+        raise ValueError(f"width_multiplier must be a number > 0, got {width_multiplier!r}")
+
+
 def batch_norm(name, **kwargs):
     return keras.layers.BatchNormalization(
         epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name, **kwargs)

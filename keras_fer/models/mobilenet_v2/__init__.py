@@ -5,7 +5,6 @@ from keras_fer.models.mobilenet_v2.backbone import (
     ATTENTION_POINTS,
     STAGES,
     inverted_residual,
-    make_divisible,
     mobilenet_v2_backbone,
 )
 from keras_fer.models.mobilenet_v2.convert import load_timm_weights

@@ -22,13 +22,6 @@ STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3,
 ATTENTION_POINTS = ("stem",) + tuple(f"blocks.{i}" for i in range(len(STAGES) - 1))
 
 
-def make_divisible(value, divisor=8, round_limit=0.9):
-    """timm's channel rounding: nearest multiple of ``divisor`` (at least ``divisor``), bumped
-    up one step if rounding lost more than 10%."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < round_limit * value else rounded
-
-
 def _bn_act(x, name, act=True):
     x = cnn_common.batch_norm(name)(x)
     return keras.layers.ReLU(max_value=6.0, name=f"{name}.act")(x) if act else x
@@ -47,7 +40,8 @@ def inverted_residual(x, out_channels, expansion, stride, name):
         y = cnn_common.conv2d(y, out_channels, 1, f"{name}.conv_pw")
         y = _bn_act(y, f"{name}.bn2", act=False)
     else:
-        y = cnn_common.conv2d(y, make_divisible(in_channels * expansion), 1, f"{name}.conv_pw")
+        y = cnn_common.conv2d(y, cnn_common.make_divisible(in_channels * expansion), 1,
+                              f"{name}.conv_pw")
         y = _bn_act(y, f"{name}.bn1")
         y = cnn_common.depthwise_conv2d(y, 3, f"{name}.conv_dw", stride=stride)
         y = _bn_act(y, f"{name}.bn2")
@@ -71,15 +65,13 @@ def mobilenet_v2_backbone(input_shape, width_multiplier=1.0, attention=None,
             ``ATTENTION_POINTS``.
         attention_cutoff, attention_options: passed to each module.
     """
-    if isinstance(width_multiplier, bool) or not isinstance(width_multiplier, (int, float)) \
-            or width_multiplier <= 0:
-        raise ValueError(f"width_multiplier must be a number > 0, got {width_multiplier!r}")
+    cnn_common.check_width_multiplier(width_multiplier)
     cnn_common.check_attention(attention, attention_cutoff, attention_options)
     hook = dict(attention=attention, attention_cutoff=attention_cutoff,
                 attention_options=attention_options)
 
     def width(channels):
-        return make_divisible(channels * width_multiplier)
+        return cnn_common.make_divisible(channels * width_multiplier)
 
     inputs = keras.Input(input_shape, name="images")
     x = cnn_common.conv2d(inputs, width(STEM_CHANNELS), 3, "conv_stem", stride=2)

@@ -36,11 +36,12 @@ def basic_block(x, filters, stride, name):
 
 def resnet_backbone(input_shape, depths=DEPTHS["resnet18"], attention=None,
                     attention_cutoff=None, attention_options=None, small_input=False,
-                    name="resnet18"):
+                    width_multiplier=1.0, name="resnet18"):
     """The ResNet feature extractor: image (normalised) -> (B, H/32, W/32, 512) feature map.
 
     Stem: 7x7 stride-2 conv (64), BN, ReLU, 3x3 stride-2 max-pool; then 4 stages of basic
-    blocks (64, 128, 256, 512 channels; stride 2 at the first block of stages 2-4).
+    blocks (64, 128, 256, 512 channels, times ``width_multiplier``; stride 2 at the first
+    block of stages 2-4).
 
     Args:
         depths: blocks per stage, (2, 2, 2, 2) for ResNet18, (3, 4, 6, 3) for ResNet34.
@@ -58,25 +59,30 @@ def resnet_backbone(input_shape, depths=DEPTHS["resnet18"], attention=None,
             stage sees 6x6 instead of 2x2 (the CIFAR-style stem). timm weights then load for
             everything but the stem conv and BN, whose names differ (``stem_conv3x3``,
             ``stem_bn``) and which keep their initial weights.
+        width_multiplier: scales every stage's channels (rounded to a multiple of 8, as
+            MobileNetV2's): 0.25 gives 16, 32, 64, 128 channels and 1/16 of the weights, a
+            model small enough to ship inside the package. timm checkpoints only fit 1.0.
     """
     if len(depths) != 4 or any(not isinstance(d, int) or d < 1 for d in depths):
         raise ValueError(f"depths must be 4 positive ints, got {depths!r}")
+    cnn_common.check_width_multiplier(width_multiplier)
     cnn_common.check_attention(attention, attention_cutoff, attention_options)
+    widths = [cnn_common.make_divisible(w * width_multiplier) for w in STAGE_WIDTHS]
     hook = dict(attention=attention, attention_cutoff=attention_cutoff,
                 attention_options=attention_options)
 
     inputs = keras.Input(input_shape, name="images")
     if small_input:
-        x = cnn_common.conv2d(inputs, STAGE_WIDTHS[0], 3, SMALL_STEM[0])
+        x = cnn_common.conv2d(inputs, widths[0], 3, SMALL_STEM[0])
         x = cnn_common.batch_norm(SMALL_STEM[1])(x)
         x = keras.layers.ReLU(name="act1")(x)
     else:
-        x = cnn_common.conv2d(inputs, STAGE_WIDTHS[0], 7, "conv1", stride=2)
+        x = cnn_common.conv2d(inputs, widths[0], 7, "conv1", stride=2)
         x = cnn_common.batch_norm("bn1")(x)
         x = keras.layers.ReLU(name="act1")(x)
         x = cnn_common.max_pool_3x3_s2(x, "maxpool")
     x = cnn_common.apply_attention(x, ATTENTION_POINTS[0], **hook)
-    for stage, (depth, width) in enumerate(zip(depths, STAGE_WIDTHS)):
+    for stage, (depth, width) in enumerate(zip(depths, widths)):
         for block in range(depth):
             stride = 2 if stage > 0 and block == 0 else 1
             x = basic_block(x, width, stride, f"layer{stage + 1}.{block}")
