@@ -60,14 +60,6 @@ ENTRIES = {
         train=dict(epochs=11, batch_size=64, schedule="cosine", learning_rate=2e-3,
                    label_smoothing=0.1),
         description="Compact FER2013 classifier (48x48 grey), a 2x-wide mini-Xception."),
-    # Same FLOPs as fer's mini-Xception (12.6 vs 11.5 M) but plain 3x3 convolutions, which
-    # train ~3x faster per image than depthwise ones on a CPU.
-    "resnet18_w025.fer2013": dict(
-        dataset="fer2013", protocol="official", arch="resnet18",
-        arch_options={"width_multiplier": 0.25, "dropout": 0.2},
-        train=dict(epochs=24, batch_size=64, schedule="cosine", learning_rate=2e-3,
-                   label_smoothing=0.1),
-        description="Compact FER2013 classifier (48x48 grey), ResNet18 at a quarter width."),
     "mini_xception.ferplus": dict(
         dataset="ferplus", protocol="official", arch="mini_xception", init="mini_xception.fer2013",
         arch_options={"width": 2, "head": "dense", "l2_regularization": 0, "dropout": 0.3},
