@@ -128,6 +128,25 @@ def test_attention_scores_are_the_map_of_eq_9():
     assert fresh.attention_scores(x).shape == (2, 9, 9, 1)  # builds itself when needed
 
 
+@pytest.mark.parametrize("query", ["hfc", "lfc", "hfc+lfc+hl"])
+@pytest.mark.parametrize("size", [7, 8])
+def test_attention_map_ignores_where_the_content_is(query, size):
+    # Singular values, and the symmetric filters, are unchanged by flips, transposes and
+    # rotations of the map, so Eq. 8 gives the same map for a mirrored face: a[i, j] belongs
+    # to singular-value ranks i, j, never to image position (i, j). This is why trained
+    # modules end up as fixed masks (docs/recipes.md).
+    layer = HighFrequencyAttention(query=query, cutoff=1)
+    x = np.random.default_rng(0).normal(size=(2, size, size, 5)).astype("float32")
+    a = np.asarray(layer.attention_scores(x))
+    for moved in (x[:, ::-1], x[:, :, ::-1], x.transpose(0, 2, 1, 3),
+                  np.rot90(x, axes=(1, 2))):
+        np.testing.assert_allclose(
+            np.asarray(layer.attention_scores(np.ascontiguousarray(moved))), a, atol=2e-5)
+    # ...while the content itself does move the map.
+    other = np.random.default_rng(1).normal(size=x.shape).astype("float32")
+    assert np.abs(np.asarray(layer.attention_scores(other)) - a).max() > 1e-3
+
+
 def test_non_square_pad_mode_matches_zero_padded_reference():
     x = random_input((2, 6, 9, 4))
     layer, w_pw, w_score = prepared_layer(x, 1, "square", "hfc+lfc", dtype="float64",

@@ -43,7 +43,10 @@ class HighFrequencyAttention(keras.layers.Layer):
     - singular values are sorted in descending order, so ``M`` (and ``a``) is not spatially
       aligned with the image: row ``i`` of the attention map belongs to the i-th largest
       singular value, not to image row ``i``. The convolution learns which positions of the
-      feature map to favour from the spectra only;
+      feature map to favour from the spectra only; a flipped, transposed or rotated map gets
+      the same attention map (tested). Measured on CK+48 (ResNet18, 48x48, 20 epochs): the
+      trained maps were near-binary masks at fixed positions, the same for every face
+      (std over images 0.05 at 12x12, 0 at 3x3), zeroing 45-56 % of the positions;
     - ``M`` is not normalised, so its scale follows the feature magnitudes (products of
       singular values); the sigmoid may saturate on large activations.
 
