@@ -112,7 +112,8 @@ def test_narrow_resnet18_equals_timm_with_the_same_channels(timm, tmp_path):
     x = _pixels((2, 48, 48, 3))
     np.testing.assert_allclose(ours(x).numpy(), timm_forward(reference, _normalised(x)),
                                atol=ATOL, rtol=RTOL)
-    with pytest.raises(ValueError):
+    # A checkpoint of another width is refused with the file and the first mismatch named.
+    with pytest.raises(ValueError, match=r"narrow\.safetensors: tensor 'conv1\.weight'"):
         create_model("resnet18", input_shape=(48, 48, 3), width_multiplier=0.5, weights=path)
 
 

@@ -27,7 +27,8 @@ def build_resnet(arch, num_classes, input_shape, attention=None, attention_cutof
 _DOC = ("{depth}-layer basic-block ResNet, timm '{arch}' layer for layer (its weights "
         "convert); options: attention (seed 002 hook: hfc, lfc, hfc+lfc, hfc+lfc+hl, bam), "
         "attention_cutoff, attention_options, small_input (3x3 stride-1 stem for 48x48), "
-        "width_multiplier (0.25: 16-128 channels), dropout, weights (timm safetensors), load_head.")
+        "width_multiplier (0.25: 16-128 channels), dropout, weights (timm safetensors), "
+        "load_head.")
 
 
 @register_architecture("resnet18", family="resnet", default_input_shape=(224, 224, 3),

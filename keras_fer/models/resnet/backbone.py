@@ -37,7 +37,8 @@ def basic_block(x, filters, stride, name):
 def resnet_backbone(input_shape, depths=DEPTHS["resnet18"], attention=None,
                     attention_cutoff=None, attention_options=None, small_input=False,
                     width_multiplier=1.0, name="resnet18"):
-    """The ResNet feature extractor: image (normalised) -> (B, H/32, W/32, 512) feature map.
+    """The ResNet feature extractor: image (normalised) -> (B, H/32, W/32, 512 x
+    ``width_multiplier``) feature map.
 
     Stem: 7x7 stride-2 conv (64), BN, ReLU, 3x3 stride-2 max-pool; then 4 stages of basic
     blocks (64, 128, 256, 512 channels, times ``width_multiplier``; stride 2 at the first
