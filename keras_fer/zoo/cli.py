@@ -5,6 +5,8 @@ import functools
 import json
 import os
 import shlex
+import sys
+import warnings
 
 
 def _user_errors(command):
@@ -25,10 +27,14 @@ def _user_errors(command):
 
 @_user_errors
 def _cmd_list(args):
-    from keras_fer.zoo.registry import describe, list_models
+    from keras_fer.zoo.registry import ZooEntryWarning, describe, list_models
 
     pretrained = True if args.pretrained else (False if args.untrained else None)
-    names = list_models(args.pattern, pretrained=pretrained)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ZooEntryWarning)
+        names = list_models(args.pattern, pretrained=pretrained)
+    for warning in caught:  # one plain line each, not Python's warning format
+        print(f"keras-fer zoo list: warning: {warning.message}", file=sys.stderr)
     if args.json:
         print(json.dumps(names))
         return 0

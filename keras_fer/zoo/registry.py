@@ -10,7 +10,9 @@ package's files: it lets a user re-publish or correct an entry without editing t
 Nothing is cached in memory, so an entry published a moment ago is listed at once.
 """
 
+import difflib
 import fnmatch
+import warnings
 
 from keras_fer.zoo import store
 from keras_fer.zoo.entry import ZooEntry
@@ -31,8 +33,30 @@ def _entry_paths():
     return paths
 
 
+class ZooEntryWarning(UserWarning):
+    """An entry file that cannot be read and is left out of ``list_models``."""
+
+
+def _readable(names, paths):
+    """``names`` whose entry file reads as a valid entry; each other one is skipped with a
+    ``ZooEntryWarning`` naming the file, so one broken file does not hide every model."""
+    kept = []
+    for name in names:
+        try:
+            describe(name)
+        except (ValueError, OSError) as err:
+            text = str(err)
+            where = "" if str(paths[name]) in text else f"{paths[name]}: "
+            warnings.warn(f"skipped the zoo entry {name!r}: {where}{text}", ZooEntryWarning,
+                          stacklevel=3)
+            continue
+        kept.append(name)
+    return kept
+
+
 def list_models(pattern=None, pretrained=None):
-    """Sorted entry names.
+    """Sorted names of the readable entries (an unreadable or invalid entry file is skipped
+    with a ``ZooEntryWarning`` naming it).
 
     Args:
         pattern: a shell pattern on the name (``"mini_xception.*"``, ``"*.fer2013"``).
@@ -41,9 +65,11 @@ def list_models(pattern=None, pretrained=None):
     """
     if pretrained not in (None, True, False):
         raise ValueError(f"pretrained must be None, True or False, got {pretrained!r}")
-    names = sorted(_entry_paths())
+    paths = _entry_paths()
+    names = sorted(paths)
     if pattern is not None:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
+    names = _readable(names, paths)
     if pretrained is not None:
         names = [n for n in names if describe(n).pretrained == pretrained]
     return names
@@ -56,10 +82,12 @@ def describe(name):
     paths = _entry_paths()
     if name not in paths:
         known = sorted(paths)
-        stem = str(name).split(".")[0]
-        close = [n for n in known if n.split(".")[0] == stem] or \
-            fnmatch.filter(known, f"*{stem.split('_')[0]}*")
-        hint = f" Similar: {', '.join(close)}." if close else ""
+        close = similar_names(name, known)
+        if close and close[0] == _normalized(name):
+            hint = (f" Did you mean {close[0]!r}? (names are lower case, with underscores "
+                    f"and one dot)")
+        else:
+            hint = f" Similar: {', '.join(close)}." if close else ""
         raise ValueError(
             f"unknown zoo model {name!r}.{hint} Known: {', '.join(known) or 'none'} (entries "
             f"are read from {' and '.join(str(d) for d in entry_dirs())}; see "
@@ -69,3 +97,24 @@ def describe(name):
         raise ValueError(f"{paths[name]}: the file is named for {name!r} but holds the entry "
                          f"{entry.name!r}; rename one of them")
     return entry
+
+
+def _normalized(name):
+    return str(name).strip().lower().replace("-", "_")
+
+
+def similar_names(name, known):
+    """Known names close to ``name``, best first, compared case- and dash-insensitively
+    (``MINI-XCEPTION.FER2013`` -> ``mini_xception.fer2013``); none for an empty name."""
+    key = _normalized(name)
+    if not key.strip("._"):
+        return []
+    if key in known:
+        return [key]
+    stem = key.split(".")[0]
+    family = stem.split("_")[0]
+    close = [n for n in known if n.split(".")[0] == stem]
+    close += difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    if len(family) >= 3:
+        close += fnmatch.filter(known, f"*{family}*")
+    return list(dict.fromkeys(close))[:5]
