@@ -15,10 +15,19 @@ used as a ``KERAS_FER_HOME`` or uploaded as a whole and named by an entry's ``ur
 it is several times the size of the ``.keras`` file and ``load_serving`` rebuilds it from the
 ``.keras`` file on first use.
 
-Atomicity: the model folder is written under a hidden temporary name next to its target and
-renamed into place when complete; the entry (the only thing the registry reads) is written
-the same way, last. A crash at any point leaves either the previous state or the new one,
-plus at worst a hidden ``.<name>.*.tmp`` folder that nothing reads.
+Atomicity: the model folder is written under a hidden temporary name next to its target,
+and the entry (the only thing the registry reads) into a hidden temporary file next to its
+own. Only then are they swapped in: the old folder is moved aside, the new one renamed into
+place, the entry renamed over the old one, and the old folder deleted. A failure at any step
+(full disk, permissions, an exception) undoes the steps before it, so ``publish`` ends in the
+previous state or the new one; ``tests/test_zoo_faults.py`` injects a failure at every write.
+A process killed between the two renames leaves the new files under the old entry: loading
+then fails on the sha256 check (never a silently wrong model) and publishing again with
+``overwrite=True`` repairs it. Other kills leave at worst a hidden ``.<name>.*`` folder or
+file that nothing reads.
+
+An existing name is never replaced without ``overwrite=True``, wherever its entry is (the
+package's own entries included): the new entry would silently shadow it.
 """
 
 import datetime
@@ -115,9 +124,8 @@ def publish(model, name, metrics=None, *, out_dir=None, version=1, dataset="", p
         root = Path(out_dir) if out_dir else store.home()
         model_dir = root / "models" / name
     entry_path = root / "entries" / f"{name}.json"
-    if entry_path.exists() and not overwrite:
-        raise FileExistsError(f"{entry_path} already exists; pass overwrite=True "
-                              f"(--overwrite) to replace the release, or choose another name")
+    if not overwrite:
+        _refuse_existing(name, entry_path, model_dir)
 
     entry = ZooEntry(
         name=name, arch=arch, arch_options=dict(model.arch_options),
@@ -129,7 +137,10 @@ def publish(model, name, metrics=None, *, out_dir=None, version=1, dataset="", p
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         software=_software())
     inference_model = inference_copy(model)
-    with store.atomic_dir(model_dir, overwrite=overwrite) as tmp:
+    # Everything is written into a hidden folder next to model_dir, then swapped in together
+    # with the entry by store.commit_release, which undoes the swap if any step fails.
+    tmp = store.temporary_dir(model_dir)
+    try:
         inference_model.save(str(tmp / entry.keras_file))
         if not bundle:
             from keras_fer.zoo.serving import export_serving
@@ -141,8 +152,35 @@ def publish(model, name, metrics=None, *, out_dir=None, version=1, dataset="", p
                 shutil.copyfile(evaluation_dir / filename, tmp / filename)
         write_model_card(tmp, entry, report, inference_model)
         entry.files = store.hash_tree(tmp)
-    store.write_text_atomic(entry_path, entry.to_json())
+        store.commit_release(tmp, model_dir, entry_path, entry.to_json(), overwrite=overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return entry
+
+
+def _refuse_existing(name, entry_path, model_dir):
+    """``FileExistsError`` if ``name`` is already an entry anywhere the registry reads (the
+    package's entries included) or at the target: a new entry of the same name would
+    silently shadow it, or be shadowed by it."""
+    from keras_fer.zoo import registry
+
+    places = [p for p in [entry_path] + [d / f"{name}.json" for d in registry.entry_dirs()]
+              if p.is_file()]
+    places = list(dict.fromkeys(p.resolve() for p in places))
+    if places:
+        packaged = (store.BUNDLED_DIR / "entries").resolve()
+        where = "; ".join(f"{p}" + (" (shipped with keras-fer)" if p.parent == packaged else "")
+                          for p in places)
+        raise FileExistsError(
+            f"zoo model {name!r} already exists: {where}. Publishing it again would replace "
+            f"or shadow that model for every zoo.load / keras-fer predict of this name. Choose "
+            f"another name (e.g. {name.split('.')[0]}.mydata), or pass overwrite=True "
+            f"(--overwrite) to replace it on purpose.")
+    if model_dir.exists():
+        raise FileExistsError(f"{model_dir} already exists (files of a model named {name!r} "
+                              f"without an entry there); pass overwrite=True (--overwrite) to "
+                              f"replace it, or choose another name")
 
 
 # -- the model card ---------------------------------------------------------------------

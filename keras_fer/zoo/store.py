@@ -207,3 +207,59 @@ def atomic_dir(target, overwrite=False):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def temporary_dir(target):
+    """A new empty hidden folder next to ``target`` (same file system, so it can be renamed
+    onto it), with ordinary permissions."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_UMASK)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
+
+
+def commit_release(folder, target, entry_path, entry_text, overwrite=False):
+    """Swaps a complete model ``folder`` into place as ``target`` and writes ``entry_text``
+    to ``entry_path``, as one step: on any failure, what was done is undone, so the folder
+    and the entry stay either both old or both new. ``folder`` itself is left to the caller
+    on failure."""
+    target, entry_path = Path(target), Path(entry_path)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to "
+                              f"replace it, or choose another name or version")
+    entry_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, entry_tmp = tempfile.mkstemp(prefix=f".{entry_path.name}.", suffix=".tmp",
+                                     dir=entry_path.parent)
+    os.close(fd)
+    aside = None  # a hidden folder holding the old target while the new one moves in
+    moved_in = False
+    try:
+        with open(entry_tmp, "w", encoding="utf-8") as f:
+            f.write(entry_text)
+            f.flush()
+            os.fsync(f.fileno())  # the entry must not reach the disk after its rename
+        os.chmod(entry_tmp, 0o666 & ~_UMASK)
+        if target.exists():
+            aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old",
+                                          dir=target.parent))
+            os.replace(target, aside / "replaced")
+        os.replace(folder, target)
+        moved_in = True
+        os.replace(entry_tmp, entry_path)  # the commit point: the registry reads entries
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(entry_tmp)
+        if moved_in:
+            os.replace(target, folder)
+        if aside is not None:
+            if (aside / "replaced").exists():
+                os.replace(aside / "replaced", target)
+            shutil.rmtree(aside, ignore_errors=True)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
