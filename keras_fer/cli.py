@@ -1,6 +1,8 @@
 """The ``keras-fer`` command line."""
 
 import argparse
+import json
+import os
 import sys
 
 
@@ -20,6 +22,42 @@ def _parse_value(text):
         return text  # a bare string such as arch=resnet18
 
 
+class UsageError(Exception):
+    """A mistake in the command's arguments: reported as one line, exit status 2."""
+
+
+def _set_keys_help():
+    """The ``--set`` keys, their types and defaults, from the TrainConfig fields themselves
+    (so a new field is listed without anyone updating this help)."""
+    import dataclasses
+
+    from keras_fer.training.config import TrainConfig, field_type
+
+    lines = ["--set keys (TrainConfig fields; JSON values, bare words are strings):"]
+    for field in dataclasses.fields(TrainConfig):
+        tp, optional = field_type(field)
+        default = (field.default if field.default is not dataclasses.MISSING
+                   else field.default_factory())
+        kind = getattr(tp, "__name__", str(tp)) + (" or null" if optional else "")
+        lines.append(f"  {field.name:<24} {kind:<16} default {json.dumps(default)}")
+    return "\n".join(lines)
+
+
+def _check_data_args(dataset, root, split=None):
+    """The cheap checks that would otherwise fail only after a model was built or data read."""
+    from keras_fer.datasets import list_datasets
+
+    if dataset is None:
+        raise UsageError("no dataset given (dataset=NAME data_root=PATH); datasets: "
+                         f"{', '.join(list_datasets())}")
+    if dataset not in list_datasets():
+        raise UsageError(f"unknown dataset {dataset!r}; datasets: {', '.join(list_datasets())}")
+    if root is None:
+        raise UsageError(f"dataset {dataset!r} needs a data root (the file or folder)")
+    if not os.path.exists(root):
+        raise UsageError(f"data root {root} does not exist")
+
+
 def _cmd_train(args):
     if args.recipe:
         from keras_fer.recipes import RECIPES, run_recipe
@@ -30,17 +68,28 @@ def _cmd_train(args):
             raise SystemExit(f"keras-fer train: unknown recipe {args.recipe!r}; recipes: "
                              f"{', '.join(RECIPES)}")
         return run_recipe(args.recipe, args.recipe_args)
+    if not args.config and not args.set:
+        args.parser.print_usage(sys.stderr)
+        print("keras-fer train: give a RECIPE, --config FILE or --set KEY=VALUE ... "
+              "(keras-fer train --help lists the keys)", file=sys.stderr)
+        return 2
     from keras_fer.training import TrainConfig, train
 
     values = {}
     if args.config:
+        if not os.path.isfile(args.config):
+            raise UsageError(f"--config {args.config} does not exist")
         values = TrainConfig.from_json(args.config).to_dict()
     for item in args.set or []:
         if "=" not in item:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
+            raise UsageError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         values[key] = _parse_value(value)
-    config = TrainConfig.from_dict(values)
+    try:
+        config = TrainConfig.from_dict(values)
+    except (TypeError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    _check_data_args(config.dataset, config.data_root)
     result = train(config)
     if result.report:
         print(f"accuracy {result.report['accuracy']:.4f}; report: "
@@ -54,12 +103,36 @@ def _cmd_evaluate(args):
     from keras_fer.evaluation import evaluate_model
     from keras_fer.models import load_model
 
-    model = load_model(args.model)
+    _check_data_args(args.dataset, args.root)
+    if os.path.isfile(args.model):
+        model = load_model(args.model)
+    elif args.model.endswith(".keras") or os.sep in args.model:
+        raise UsageError(f"model file {args.model} does not exist")
+    else:
+        from keras_fer import zoo
+
+        model = zoo.load(args.model)  # a zoo name, as keras-fer predict takes
     data = datasets.load(args.dataset, args.root, split=args.split)
+    names = list(getattr(model, "class_names", None) or data.classes)
+    if len(names) != int(model.output_shape[-1]):
+        raise UsageError(f"{args.model} has {model.output_shape[-1]} outputs but "
+                         f"{len(names)} class names")
+    if tuple(names) != tuple(data.classes):
+        # Labels are compared by name: a model's class i and the dataset's class i need not
+        # be the same emotion (CK+48 has contempt where FER2013 has neutral).
+        from keras_fer.datasets.balance import merge
+
+        aligned = merge([data], classes=names, name=data.name)
+        left_out = len(data) - len(aligned)
+        if not len(aligned):
+            raise UsageError(f"{args.dataset} has none of the model's classes ({names})")
+        if left_out:
+            print(f"note: {left_out} images of classes the model does not have are left out: "
+                  f"{aligned.info.get('excluded')}", file=sys.stderr)
+        data = aligned
     image_size, channels = tuple(model.input_shape[1:3]), int(model.input_shape[3])
     ds = make_dataset(data, image_size=image_size, channels=channels, batch_size=64,
-                      shuffle=False, label_mode="int", normalization={"scale": 1.0})
-    names = getattr(model, "class_names", None) or list(data.classes)
+                      shuffle=False, label_mode="int")
     report = evaluate_model(model, ds, names, args.out)
     print(f"accuracy {report['accuracy']:.4f} on {report['num_samples']} images; "
           f"report: {args.out}/report.md")
@@ -91,7 +164,8 @@ def build_parser():
         "from the last checkpoint. Examples: keras-fer train hfc_attention --smoke; "
         "keras-fer train --set arch=mini_xception dataset=fer2013 "
         "data_root=/data/fer2013.csv.gz train_split=Training val_split=PublicTest "
-        "epochs=30 out_dir=runs/mx")
+        "epochs=30 out_dir=runs/mx",
+        epilog=_set_keys_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     tr.add_argument("recipe", nargs="?", metavar="RECIPE",
                     help="vit_vs_cnn, hfc_attention, vit_sam_avfer, neural_resizer, "
                          "generator_mnist, generator_faces, synthetic_augmentation or "
@@ -101,12 +175,12 @@ def build_parser():
     tr.add_argument("--config", help="a JSON file of TrainConfig fields")
     tr.add_argument("--set", nargs="*", metavar="KEY=VALUE",
                     help="TrainConfig fields (JSON values; bare words are strings)")
-    tr.set_defaults(func=_cmd_train)
+    tr.set_defaults(func=_cmd_train, parser=tr)
 
     ev = sub.add_parser("evaluate", help="evaluate a saved .keras model on a dataset split",
                         description="Writes report.json/report.md, the confusion matrix, "
                         "t-SNE and Grad-CAM pictures into --out.")
-    ev.add_argument("model", help="a .keras file")
+    ev.add_argument("model", help="a .keras file or a model-zoo name (keras-fer zoo list)")
     ev.add_argument("--dataset", required=True, help="reader name, e.g. fer2013, ckplus48")
     ev.add_argument("--root", required=True, help="the dataset's file or folder")
     ev.add_argument("--split", help="split name, e.g. PublicTest")
@@ -129,7 +203,21 @@ def main(argv=None):
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    return args.func(args)
+    if args.command not in ("train", "evaluate") or getattr(args, "recipe", None):
+        return args.func(args)
+    try:
+        return args.func(args)
+    except UsageError as err:
+        print(f"keras-fer {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, LookupError) as err:
+        # The readers, TrainConfig and the zoo name the file / field and the problem in
+        # their messages: one line is what a person can act on. KERAS_FER_DEBUG=1 shows the
+        # traceback of anything unexpected.
+        if os.environ.get("KERAS_FER_DEBUG"):
+            raise
+        print(f"keras-fer {args.command}: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

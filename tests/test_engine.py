@@ -127,3 +127,48 @@ def test_bn_momentum_reaches_nested_batchnorm_and_is_saved(tmp_path):
     loaded = keras.saving.load_model(path)
     assert all(layer.momentum == 0.9 for layer in loaded.backbone.layers
                if isinstance(layer, keras.layers.BatchNormalization))
+
+
+def test_official_protocol_without_splits_uses_the_official_split(tmp_path):
+    # The README's `keras-fer train --set arch=... dataset=fer2013 data_root=... epochs=N`
+    # used to train on every row, PublicTest included, with no validation.
+    from keras_fer.cli import main
+    from keras_fer.datasets import synthetic
+    from keras_fer.training.engine import load_splits
+
+    root = synthetic.write_fer2013(str(tmp_path), per_class_train=3, per_class_test=2)
+    train_set, val_set = load_splits(TrainConfig(dataset="fer2013", data_root=root, verbose=0))
+    assert {r.split for r in train_set} == {"Training"} and len(train_set) == 21
+    assert {r.split for r in val_set} == {"PublicTest"} and len(val_set) == 14
+
+    out = tmp_path / "run"
+    code = main(["train", "--set", "arch=engine_test_cnn", "dataset=fer2013",
+                 f"data_root={root}", "epochs=1", "batch_size=8", "augment=null",
+                 "tensorboard=false", f"out_dir={out}", "verbose=0"])
+    assert code == 0
+    report = json.loads((out / "evaluation" / "report.json").read_text())
+    assert report["num_samples"] == 14 and report["val_dataset"] == "fer2013/PublicTest"
+
+
+def test_official_protocol_on_a_dataset_without_splits_says_what_to_do(tmp_path):
+    from keras_fer.datasets import synthetic
+    from keras_fer.training.engine import load_splits
+
+    root = synthetic.write_ckplus48(str(tmp_path), subjects=2, frames=1)
+    with pytest.raises(ValueError, match="has no official split.*subject_kfold"):
+        load_splits(TrainConfig(dataset="ckplus48", data_root=root, verbose=0))
+
+
+def test_ckplus48_model_has_the_seven_classes_of_the_data(tmp_path):
+    # CK+48 used to be read as 8 classes: the model got an untrained "neutral" output.
+    from keras_fer.datasets import synthetic
+
+    root = synthetic.write_ckplus48(str(tmp_path), subjects=2, frames=1)
+    config = TrainConfig(arch="engine_test_cnn", dataset="ckplus48", data_root=root,
+                         protocol="subject_kfold", folds=2, epochs=1, batch_size=8,
+                         augment=None, tensorboard=False, out_dir=str(tmp_path / "run"),
+                         verbose=0)
+    result = train(config)
+    assert result.model.output_shape[-1] == 7
+    assert result.model.class_names == ["angry", "disgust", "fear", "happy", "sad", "surprise",
+                                        "contempt"]

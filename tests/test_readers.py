@@ -365,7 +365,7 @@ def test_ckplus48_labels_subjects_sequences(tmp_path):
     items = ckplus_items([5, 10, 11], folders=("anger", "contempt", "sadness")) + [
         ("happy", 10, 7, 4)]
     base_dir = write_ckplus_tree(str(tmp_path), items)
-    ds = kd.load("ckplus48", str(tmp_path))
+    ds = kd.load("ckplus48", str(tmp_path), num_classes=8)
     assert ds.classes == EMOTIONS and len(ds) == 28
     assert ds.class_counts() == {"angry": 9, "disgust": 0, "fear": 0, "happy": 1, "sad": 9,
                                  "surprise": 0, "neutral": 0, "contempt": 9}
@@ -379,6 +379,35 @@ def test_ckplus48_labels_subjects_sequences(tmp_path):
     own = ds.select_classes(["angry", "contempt", "happy", "sad"])
     assert own.classes == ("angry", "contempt", "happy", "sad") and len(own) == 28
     assert {own.classes[r.label] for r in own if r.subject == "S010"} == set(own.classes)
+
+
+def test_ckplus48_carries_its_own_seven_classes(tmp_path):
+    # CK+48 has no neutral folder: the default view must not invent an empty neutral class
+    # (a model trained on it would get an output that was never trained).
+    write_ckplus_tree(str(tmp_path), ckplus_items([5], folders=("anger", "contempt", "happy")))
+    ds = kd.load("ckplus48", str(tmp_path))
+    assert ds.classes == ("angry", "disgust", "fear", "happy", "sad", "surprise", "contempt")
+    assert "neutral" not in ds.classes and ds.num_classes == 7
+    assert ds.class_counts()["contempt"] == 3
+    assert {ds.classes[r.label] for r in ds} == {"angry", "contempt", "happy"}
+    # The zoo's CK+48 entries name their outputs the same way.
+    from keras_fer.zoo.registry import describe
+
+    for name in ("mini_xception.ckplus48", "resnet18_hfc.ckplus48"):
+        assert tuple(describe(name).class_names) == ds.classes
+
+
+def test_class_folder_replaced_by_a_file_is_not_silently_dropped(tmp_path):
+    base_dir = write_ckplus_tree(str(tmp_path), ckplus_items([5, 6], folders=("anger", "happy")))
+    happy = os.path.join(base_dir, "happy")
+    for name in os.listdir(happy):
+        os.remove(os.path.join(happy, name))
+    os.rmdir(happy)
+    write_bytes(happy, b"not a folder")
+    with pytest.raises(kd.DatasetError, match="happy: is a file where the class folder"):
+        kd.load("ckplus48", str(tmp_path))
+    skipped = kd.load("ckplus48", str(tmp_path), on_error="skip")
+    assert len(skipped) == 6 and skipped.skipped[0][0] == happy
 
 
 def test_ckplus48_bad_name_and_split(tmp_path):

@@ -31,7 +31,7 @@ def test_synthetic_datasets_read_back_with_the_real_readers(tmp_path):
         image_folder={"per_class": 1})
     ck = datasets.load("ckplus48", paths["ckplus48"])
     assert len(ck) == 3 * 7 * 2 and len(set(ck.subjects())) == 3
-    assert ck.class_counts()["neutral"] == 0 and ck.class_counts()["contempt"] == 6
+    assert "neutral" not in ck.classes and ck.class_counts()["contempt"] == 6
     jaffe = datasets.load("jaffe", paths["jaffe"])
     assert len(jaffe) == 14 and sorted(set(jaffe.subjects())) == ["KA", "KM"]
     assert set(jaffe.class_counts().values()) == {2}

@@ -19,7 +19,8 @@ Stages, in order (each for a reason):
 5. **Shuffle** (per epoch, seeded), **repeat**, **batch**.
 6. Per batch: cast to float32 in [0, 255]; **augment** (Keras 3 preprocessing layers, only
    when asked: pass ``augment``/``mixup``/``cutmix`` for the training split only); MixUp /
-   CutMix; **normalise** ``(x * scale - mean) / std``; **prefetch**.
+   CutMix; **normalise** ``(x * scale - mean) / std`` only when asked (the default keeps
+   [0, 255], which the models take); **prefetch**.
 
 Every map runs with ``num_parallel_calls=tf.data.AUTOTUNE``.
 
@@ -92,7 +93,10 @@ def _check_file(path, full):
 
 def _parse_normalization(normalization, channels):
     """``(scale, mean, std)`` as float32 arrays broadcastable to (..., channels)."""
-    scale, mean, std = 1.0 / 255.0, 0.0, 1.0
+    # No normalisation by default: every model of the zoo takes [0, 255] and normalises
+    # inside, so the default pipeline feeds exactly what the app and the serving signature
+    # feed. Explicit mean/std are in [0, 1] units (ImageNet's 0.485...), hence scale 1/255.
+    scale, mean, std = 1.0, 0.0, 1.0
     if normalization is None:
         pass
     elif isinstance(normalization, dict):
@@ -100,10 +104,13 @@ def _parse_normalization(normalization, channels):
         if unknown:
             raise ValueError(f"normalization dict has unknown keys {sorted(unknown)}; "
                              f"expected some of {_NORMALIZATION_KEYS}")
+        if "mean" in normalization or "std" in normalization:
+            scale = 1.0 / 255.0
         scale = normalization.get("scale", scale)
         mean = normalization.get("mean", mean)
         std = normalization.get("std", std)
     elif isinstance(normalization, (tuple, list)) and len(normalization) == 2:
+        scale = 1.0 / 255.0
         mean, std = normalization
     else:
         raise ValueError(f"normalization must be None, (mean, std) or a dict with keys "
@@ -277,11 +284,13 @@ def make_dataset(dataset, image_size=(48, 48), channels=1, batch_size=32, shuffl
     """A ``tf.data.Dataset`` of ``(images, labels)`` batches from a ``FERDataset``.
 
     Images are float32 ``(B, H, W, channels)``, normalised as ``(x * scale - mean) / std``
-    from pixel values ``x`` in [0, 255]. ``normalization`` is ``None`` (scale 1/255, giving
-    [0, 1]), ``(mean, std)`` (with scale 1/255: ``(0.5, 0.5)`` is seed 003's [-1, 1]) or a
-    dict ``{"mean", "std", "scale"}`` from a model config (missing keys take the defaults;
-    ``{"scale": 1}`` keeps [0, 255] for models that rescale internally). ``mean``/``std``
-    are scalars or one value per channel.
+    from pixel values ``x`` in [0, 255]. ``normalization`` is ``None`` (default: pixels
+    stay in [0, 255], what every ``keras_fer`` model takes, normalising inside, and what
+    ``keras_fer.predict`` and the serving signature feed), ``(mean, std)`` (with scale
+    1/255: ``(0.5, 0.5)`` is seed 003's [-1, 1], for models without their own
+    normalisation) or a dict ``{"mean", "std", "scale"}`` (``scale`` defaults to 1/255 when
+    ``mean`` or ``std`` is given, else 1). ``mean``/``std`` are scalars or one value per
+    channel.
 
     Labels: ``label_mode="int"`` int32 ``(B,)``; ``"onehot"`` float32 ``(B, classes)``;
     ``"distribution"`` the records' soft labels (FERPlus votes); ``None`` yields images only.

@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import numbers
+import typing
 from typing import Optional
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -11,13 +13,51 @@ PROTOCOLS = ("official", "subject_kfold", "random")
 PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
 
 
+def field_type(field):
+    """``(base type, optional)`` of a dataclass field annotated ``T`` or ``Optional[T]``."""
+    tp = field.type
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is typing.Union and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return (rest[0] if len(rest) == 1 else object), True
+    return (tp if isinstance(tp, type) else object), False
+
+
+def check_field_types(config):
+    """Checks (and converts where lossless) every field against its annotation, so that a bad
+    value (``epochs=2.5``, ``epochs="abc"``) is named here, before any data is read, rather
+    than failing deep inside the training loop."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        tp, optional = field_type(field)
+        if value is None:
+            if not optional and field.default is not None:
+                raise ValueError(f"{field.name} must be {tp.__name__}, got None")
+            continue
+        if tp is float and isinstance(value, numbers.Real) and not isinstance(value, bool):
+            value = float(value)  # learning_rate=1 means 1.0 (Keras refuses an int)
+        elif tp is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            value = int(value)  # NumPy integers from arithmetic in recipes
+        elif tp is int and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        elif tp is tuple and isinstance(value, list):
+            value = tuple(value)
+        ok = tp is object or (isinstance(value, tp)
+                              and not (isinstance(value, bool) and tp is not bool))
+        if not ok:
+            raise ValueError(f"{field.name} must be {'an integer' if tp is int else tp.__name__}"
+                             f"{' or null' if optional else ''}, got {value!r}")
+        setattr(config, field.name, value)
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """One training run. Every recipe is a set of these; ``keras-fer train`` reads one as JSON.
 
     Data: ``dataset`` + ``data_root`` name a reader of ``keras_fer.datasets.load``;
     ``protocol`` picks the split: "official" (``train_split``/``val_split``, e.g. FER2013
-    Training/PublicTest), "subject_kfold" (fold ``fold`` of ``folds``, no subject on both
+    Training/PublicTest; with neither given, the dataset's own official split: FER2013 and
+    FERPlus train on Training and validate on PublicTest, never on test rows), "subject_kfold" (fold ``fold`` of ``folds``, no subject on both
     sides) or "random" (the papers' leaky random split; opt-in). Recipes may instead pass
     datasets to ``train`` directly.
 
@@ -79,6 +119,8 @@ class TrainConfig:
         self.validate()
 
     def validate(self):
+        check_field_types(self)
+
         def choice(field, allowed):
             value = getattr(self, field)
             if value not in allowed:
@@ -128,7 +170,11 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown TrainConfig fields: {', '.join(unknown)}")
+            import difflib
+
+            hints = [f"{u} (did you mean {close[0]}?)" if close else u
+                     for u in unknown for close in [difflib.get_close_matches(u, known, 1)]]
+            raise ValueError(f"unknown TrainConfig fields: {', '.join(hints)}")
         return cls(**values)
 
     @classmethod

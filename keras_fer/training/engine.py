@@ -37,6 +37,10 @@ def load_splits(config):
     if not config.dataset or not config.data_root:
         raise ValueError("TrainConfig.dataset and data_root are needed when no datasets are "
                          "passed to train()")
+    if config.protocol == "official" and config.train_split is None:
+        if config.val_split is not None:
+            raise ValueError(f"val_split={config.val_split!r} needs a train_split too")
+        return official_splits(config)
     if config.protocol == "official":
         train = datasets.load(config.dataset, config.data_root, split=config.train_split,
                               **config.data_options)
@@ -51,6 +55,35 @@ def load_splits(config):
     train_idx, val_idx = folds[config.fold]
     return full.subset(train_idx, f"{full.name}/fold{config.fold}/train"), \
         full.subset(val_idx, f"{full.name}/fold{config.fold}/val")
+
+
+# The official (train, validation) split names, in order of preference: FER2013 and FERPlus
+# csvs validate on PublicTest (PrivateTest stays the held-out test set); folder layouts use
+# their own names.
+_OFFICIAL_TRAIN = ("Training", "train", "training")
+_OFFICIAL_VAL = ("PublicTest", "val", "valid", "validation", "test", "testing")
+
+
+def official_splits(config):
+    """(train, val) from the splits the dataset itself carries, for protocol="official"
+    without ``train_split``: reading every row as training data would train on test rows."""
+    from keras_fer import datasets
+
+    full = datasets.load(config.dataset, config.data_root, split=None, **config.data_options)
+    present = [s for s in full.split_names() if s is not None]
+    train_name = next((s for s in _OFFICIAL_TRAIN if s in present), None)
+    val_name = next((s for s in _OFFICIAL_VAL if s in present), None)
+    if train_name is None or val_name is None:
+        found = f"its splits are {present}" if present else "it has no official split"
+        raise ValueError(
+            f"protocol='official' needs the dataset's training and validation splits, but "
+            f"{config.dataset!r} at {config.data_root} has none to use ({found}): set "
+            f"train_split and val_split, or protocol='subject_kfold' (or 'random')")
+    index = full.split_indices()
+    if config.verbose:
+        print(f"protocol 'official': training on {train_name}, validating on {val_name}")
+    return (full.subset(index[train_name], f"{full.name}/{train_name}"),
+            full.subset(index[val_name], f"{full.name}/{val_name}"))
 
 
 def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()):

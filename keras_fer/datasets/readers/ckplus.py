@@ -31,28 +31,35 @@ def _find_root(root):
                             f"({', '.join(CKPLUS_FOLDERS)}) nor a CK+48/ folder")
 
 
-def read_ckplus48(root, split=None, *, num_classes=8, validate="quick", on_error="raise"):
+# The seven classes CK+48 really has, in canonical order: no neutral, contempt last.
+CKPLUS_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "contempt")
+
+
+def read_ckplus48(root, split=None, *, num_classes=None, validate="quick", on_error="raise"):
     """Reads CK+48 (see module docstring).
 
     Args:
         root: the ``CK+48`` folder or its parent.
         split: must be None: CK+48 has no official split.
-        num_classes: 8 (default, the canonical view; neutral is empty) or 7 (contempt
-            images excluded and counted). ``dataset.select_classes`` gives the dataset's own
-            seven classes for protocols that train on exactly those.
+        num_classes: None (default): the seven classes CK+48 has (``CKPLUS_CLASSES``,
+            contempt included, no neutral), so a model trained on it has no output that was
+            never trained. 8: the canonical view (neutral empty), to merge with 8-class
+            data. 7: the canonical first seven (contempt images excluded and counted).
         validate: ``"quick"`` (default), ``"full"`` or False (see ``readers.base``).
         on_error: ``"raise"`` or ``"skip"``; a file name without ``S###_###_###`` is an error.
     """
     if split is not None:
         raise ValueError(f"split must be None for CK+48, which has no official split, got "
                          f"{split!r}; use keras_fer.datasets.splits.subject_kfold")
-    base.check_num_classes(num_classes)
+    if num_classes is not None:
+        base.check_num_classes(num_classes)
     base.check_validate(validate)
     policy = base.ErrorPolicy(on_error)
     root = _find_root(base.require_path(root, "CK+48 root"))
     entries, excluded, ignored = scan_class_folders(root, LabelResolver(), policy, validate)
     excluded = collections.Counter(excluded)
-    classes = classes_for(set(), num_classes, (), "ckplus48")
+    classes = (CKPLUS_CLASSES if num_classes is None
+               else classes_for(set(), num_classes, (), "ckplus48"))
 
     def make_record(path, label, _split):
         match = _FILE_NAME.match(os.path.basename(path))

@@ -90,6 +90,12 @@ def scan_class_folders(root, resolve, policy, validate, split=None):
     entries, ignored = [], []
     excluded = collections.Counter()
     folders = [n for n in base.list_dir(root) if os.path.isdir(os.path.join(root, n))]
+    for name in base.list_dir(root):
+        # A class folder replaced by a file (a bad copy, an archive left unpacked) would
+        # otherwise drop the whole class without a word.
+        if name not in folders and resolve(name) not in (None, _UNKNOWN):
+            policy.fail(os.path.join(root, name), f"is a file where the class folder "
+                        f"{name!r} should be: its images are missing")
     if not folders:
         raise base.DatasetError(f"{root}: no class folders (expected {root}/<class>/<image>)")
     for folder in folders:
