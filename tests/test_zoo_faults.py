@@ -245,3 +245,68 @@ def test_publish_ends_old_or_new_whatever_write_fails(tmp_path, monkeypatch):
         # Some faults are absorbed where they do no harm (mkdir(exist_ok=True) of a folder
         # that exists); the state was checked above either way.
         assert sum(e is not None for e in failures) > total // 2, total
+
+
+# -- item 2: load_serving never serves a damaged or foreign export ----------------------------
+
+def test_load_serving_rebuilds_a_damaged_or_foreign_export(homes, tmp_path):
+    import shutil
+
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_fer.models import create_model
+    from keras_fer.zoo import loading, serving
+
+    home, bundled = homes
+    name = "mini_xception.bundled"
+    model = _tiny_model(seed=3)
+    entry = zoo.publish(model, name, bundle=True)  # .keras only: load_serving exports it
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 24, 24, 1)).astype("float32")
+    expected = tf.nn.softmax(model(pixels, training=False)).numpy()
+
+    def check(served):
+        names = served.signatures["class_names"]()["class_names"].numpy()
+        assert [n.decode() for n in names] == CLASSES
+        out = served.signatures["serve_preprocessed"](pixels=tf.constant(pixels))
+        np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5, rtol=0)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a first export is not worth a warning
+        check(zoo.load_serving(name))
+    path, = (home / "models" / name / "exported").glob(f"*/{name}/1")
+    manifest = path.parents[1] / "manifest.json"
+    assert json.loads(manifest.read_text())["files"] == store.hash_tree(path)
+    # Another model's export (4 classes, as in the 8-for-7), made once, copied in.
+    foreign = serving.export_serving(
+        create_model("mini_xception", num_classes=4, input_shape=(24, 24, 1)),
+        tmp_path / "foreign", version=1)
+
+    def replace_with_foreign():
+        shutil.rmtree(path)
+        shutil.copytree(foreign, path)
+
+    replace_with_foreign()
+    with pytest.warns(RuntimeWarning, match=rf"{path}: does not match its manifest"):
+        check(zoo.load_serving(name))
+    shutil.rmtree(path / "variables")
+    with pytest.warns(RuntimeWarning, match=r"missing: variables/variables.data-00000-of-00001, "
+                                            r"variables/variables.index"):
+        check(zoo.load_serving(name))
+    # An export without a manifest (older keras-fer, or killed before it) is not trusted.
+    replace_with_foreign()
+    manifest.unlink()
+    with pytest.warns(RuntimeWarning, match="no manifest"):
+        check(zoo.load_serving(name))
+    # A foreign export together with a manifest that matches it: the signatures give it away.
+    replace_with_foreign()
+    manifest.write_text(json.dumps(loading._export_manifest(
+        entry, path, entry.files[entry.keras_file]["sha256"])))
+    with pytest.warns(RuntimeWarning, match=r"holds a model of 4 classes"):
+        check(zoo.load_serving(name))
+    # Intact now: served as it is, not exported again.
+    mtime = (path / "saved_model.pb").stat().st_mtime_ns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check(zoo.load_serving(name))
+    assert (path / "saved_model.pb").stat().st_mtime_ns == mtime

@@ -6,6 +6,7 @@ arbitrary code, and every file is verified against the entry's sha256 first.
 """
 
 import os
+import warnings
 
 from keras_fer.zoo import store
 from keras_fer.zoo.registry import describe
@@ -141,11 +142,13 @@ def load_serving(name):
     Uses the published SavedModel files when a lookup place has them; otherwise exports the
     (verified) ``.keras`` file once into
     ``$KERAS_FER_HOME/models/<name>/exported/<sha256 prefix>/<name>/<version>/``: a folder
-    keyed by the weights' hash, so it is rebuilt exactly when the weights change.
+    keyed by the weights' hash, so it is rebuilt exactly when the weights change. The export
+    is recorded in ``exported/<sha256 prefix>/manifest.json`` (the entry's name, the weights'
+    sha256, the sha256 of every file of the SavedModel); a cached export that does not match
+    its manifest (a missing ``variables/`` folder, a changed or extra file, another model's
+    export, no manifest) is exported again, with a warning.
     """
     import tensorflow as tf
-
-    from keras_fer.zoo.serving import export_serving
 
     entry = describe(name)
     if entry.serving_files:
@@ -154,14 +157,92 @@ def load_serving(name):
             return tf.saved_model.load(str(root / entry.serving_dir))
         except store.MissingFileError:
             pass  # build it from the .keras file below
-    store.locate(entry, entry.keras_file)
-    base = (store.cache_dir(entry.name) / "exported"
-            / entry.files[entry.keras_file]["sha256"][:16] / entry.name)
+    keras_root = store.locate(entry, entry.keras_file)
+    keras_sha = entry.files[entry.keras_file]["sha256"]
+    folder = store.cache_dir(entry.name) / "exported" / keras_sha[:16]
+    base, manifest = folder / entry.name, folder / "manifest.json"
     path = base / str(entry.serving_version)
-    if not (path / "saved_model.pb").is_file():
-        try:
-            export_serving(load(entry), base, version=entry.serving_version,
-                           class_names=entry.class_names, overwrite=path.exists())
-        except FileExistsError:
-            pass  # another process exported the same weights meanwhile
-    return tf.saved_model.load(str(path))
+    source = keras_root / entry.keras_file
+    warned = False
+    for _ in range(2):
+        problem = _export_problem(entry, path, manifest, keras_sha)
+        if problem is not None:
+            if (path.exists() or manifest.exists()) and not warned:
+                warnings.warn(f"{path}: {problem}; exporting {source} again", RuntimeWarning,
+                              stacklevel=2)
+            _export(entry, base, path, manifest, keras_sha)
+        served = tf.saved_model.load(str(path))
+        problem = _signature_problem(entry, served)
+        if problem is None:
+            return served
+        # Matches its manifest, yet is not this entry's model: the manifest was copied too.
+        warnings.warn(f"{path}: {problem}; exporting {source} again", RuntimeWarning,
+                      stacklevel=2)
+        warned = True
+        manifest.unlink(missing_ok=True)
+    raise store.ZooFileError(f"{path}: {problem} even after exporting {source} again; "
+                             f"delete {folder} and retry")
+
+
+def _export_manifest(entry, path, keras_sha):
+    return {"name": entry.name, "keras_sha256": keras_sha,
+            "serving_version": entry.serving_version, "files": store.hash_tree(path)}
+
+
+def _export_problem(entry, path, manifest, keras_sha):
+    """Why the cached export at ``path`` cannot be served for ``entry`` (None if it can)."""
+    import json
+
+    if not path.is_dir():
+        return "no export yet"
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"no manifest {manifest} (an export from an older keras-fer, or interrupted)"
+    except (OSError, ValueError) as err:
+        return f"unreadable manifest {manifest} ({err})"
+    expected = {"name": entry.name, "keras_sha256": keras_sha,
+                "serving_version": entry.serving_version}
+    if not isinstance(recorded, dict) or \
+            {k: recorded.get(k) for k in expected} != expected:
+        return f"the manifest {manifest} is for another model or version"
+    files = recorded.get("files")
+    actual = store.hash_tree(path)
+    if files != actual:
+        missing = sorted(set(files or {}) - set(actual))
+        changed = sorted(f for f in actual if f not in (files or {}) or files[f] != actual[f])
+        return (f"does not match its manifest (missing: {', '.join(missing) or 'none'}; "
+                f"changed or extra: {', '.join(changed) or 'none'})")
+    return None
+
+
+def _export(entry, base, path, manifest, keras_sha):
+    import json
+
+    from keras_fer.zoo.serving import export_serving
+
+    manifest.unlink(missing_ok=True)  # no manifest: the export is not trusted until it is done
+    try:
+        export_serving(load(entry), base, version=entry.serving_version,
+                       class_names=entry.class_names, overwrite=path.exists())
+    except FileExistsError:
+        pass  # another process exported the same weights meanwhile; checked below
+    store.write_text_atomic(manifest, json.dumps(_export_manifest(entry, path, keras_sha),
+                                                 indent=1) + "\n")
+
+
+def _signature_problem(entry, served):
+    """A second line of defence behind the hashes: the SavedModel's own class list and input
+    size must be the entry's."""
+    try:
+        names = [n.decode() for n in served.signatures["class_names"]()["class_names"].numpy()]
+        spec = served.signatures["serve_preprocessed"].structured_input_signature[1]["pixels"]
+    except (KeyError, AttributeError, TypeError) as err:
+        return f"lacks the keras-fer signatures ({err})"
+    if names != list(entry.class_names):
+        return (f"holds a model of {len(names)} classes {names}, not the entry's "
+                f"{entry.num_classes} {list(entry.class_names)}")
+    if tuple(spec.shape.as_list()[1:]) != tuple(entry.input_shape):
+        return (f"takes input {tuple(spec.shape.as_list()[1:])}, not the entry's "
+                f"{tuple(entry.input_shape)}")
+    return None
