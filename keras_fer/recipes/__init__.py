@@ -8,7 +8,9 @@ published models). Every recipe trains through ``keras_fer.training.train`` (res
 re-run the same command to continue), has ``--smoke`` (tiny data it writes itself in the real
 formats, one epoch, tiny models) and CPU-sized defaults; the paper recipes have ``--paper``
 for the papers' own settings (224x224 inputs, the papers' optimisers and epochs: a GPU job).
-``keras_fer.recipes._common`` holds what they share. See ``docs/recipes.md``.
+``keras_fer.recipes._common`` holds what they share, one module per job (``arguments``,
+``data``, ``runner``, ``tables``, ``smoke``, ``jsonio``). Datasets are read from ``--data-root``
+or ``$KERAS_FER_DATA``. See ``docs/recipes.md``.
 """
 
 RECIPES = ("vit_vs_cnn", "hfc_attention", "vit_sam_avfer", "neural_resizer", "generator_mnist",

@@ -51,6 +51,14 @@ def add_generator_args(parser, epochs=60):
     return parser
 
 
+def check_data_root(args):
+    """Resolves ``args.data_root`` (``--data-root`` or ``$KERAS_FER_DATA``) when the data is
+    read from it, failing before TensorFlow loads when neither is given; returns ``args``."""
+    if not args.smoke and not args.dataset_root:
+        args.data_root = _common.require_data_root(args.data_root)
+    return args
+
+
 def dataset_root(args, smoke_dir=None):
     if smoke_dir is not None:
         return _common.write_smoke_ckplus48(smoke_dir, seed=args.seed, subjects=6)
@@ -143,7 +151,7 @@ def parse_args(argv=None):
     if args.smoke:
         args.generator_epochs, args.generator_batch_size, args.dataset = 1, 16, "ckplus48"
         args.image_size, args.num_images = 24, 4
-    return args
+    return check_data_root(args)
 
 
 def main(argv=None):

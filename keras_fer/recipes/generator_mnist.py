@@ -52,6 +52,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.smoke:
         args.epochs, args.batch_size, args.train_limit = 1, 32, args.train_limit or 200
+    else:  # checked before TensorFlow loads
+        args.data_root = _common.require_data_root(args.data_root)
     return args
 
 

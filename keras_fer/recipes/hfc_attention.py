@@ -1,6 +1,6 @@
 """Seed 002: high-frequency spatial attention in ResNet18 and MobileNetV2 (Tables 1 and 2).
 
-    python -m keras_fer.recipes.hfc_attention [--data-root ../shared/data] [--smoke | --paper]
+    python -m keras_fer.recipes.hfc_attention [--data-root DIR] [--smoke | --paper]
         [--models resnet18,mobilenetv2] [--datasets fer2013,jaffe,ckplus48]
         [--variants vanilla,bam,hfc] [--no-ablation] [--protocols subject|random]
 
@@ -29,6 +29,7 @@ effect size. ``--paper`` keeps the module's default (1 bin at 56, 56, 28 and 14 
 ``--smoke``: synthetic CK+48 only, ResNet18, 1 epoch.
 """
 
+import itertools
 import sys
 
 from keras_fer.recipes import _common as C
@@ -42,10 +43,12 @@ ATTENTION = {"vanilla": None, "bam": "bam", "hfc": "hfc", "lfc": "lfc", "hfc+lfc
              "hfc+lfc+hl": "hfc+lfc+hl"}
 LABELS = {"vanilla": "", "bam": " + BAM", "hfc": " + Ours (HFC)", "lfc": " + LFC",
           "hfc+lfc": " + (HFC, LFC)", "hfc+lfc+hl": " + (HFC, LFC, HL)"}
-BAM_OPTIONS = {"conv_bias": False, "batch_norm": "none"}
 # The paper's held-out shares: CK+ 246 of 981, JAFFE 55 of 213.
 TEST_FRACTION = {"ckplus48": 246 / 981, "jaffe": 55 / 213}
 PAPER_BATCH = {"fer2013": 32, "jaffe": 8, "ckplus48": 16}
+SMOKE_DATA = {"ckplus48": dict(subjects=4, frames=2),
+              "jaffe": dict(posers=("KA", "KL", "KM", "KR"), takes=1, size=48),
+              "fer2013": dict(per_class_train=4, per_class_test=2)}
 # Table 2's "Average" for reference.
 PAPER_AVERAGE = {
     ("fer2013", "resnet18"): {"vanilla": 59.56, "bam": 60.35, "hfc": 60.43},
@@ -91,14 +94,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def write_smoke_data(folder):
-    from keras_fer.datasets import synthetic
-
-    synthetic.write_ckplus48(folder, subjects=4, frames=2)
-    synthetic.write_jaffe(folder, posers=("KA", "KL", "KM", "KR"), takes=1, size=48)
-    synthetic.write_fer2013(folder, per_class_train=4, per_class_test=2)
-
-
 def learning_rate(mode, arch, dataset):
     if mode == "paper":  # seed 002, section 4.2
         return 1e-3 if arch == "mobilenetv2" and dataset != "fer2013" else 1e-4
@@ -113,64 +108,66 @@ def dataset_splits(name, args, settings):
         train = C.subsample(train, args.fer_per_class or settings["fer_per_class"], args.seed)
         test = C.subsample(test, settings["fer_test_per_class"], args.seed)
         return [(tags, train, test)]
-    protocols = (args.protocols or settings["protocol"]).split(",")
-    out = []
-    for protocol in C.selected(("random", "subject"), ",".join(protocols), "protocols"):
-        folds = args.folds or (2 if args.smoke else 5)
-        out += C.protocol_splits(dataset, protocol, folds=folds,
-                                 test_fraction=TEST_FRACTION[name], seed=args.seed,
-                                 max_folds=args.max_folds)
-    return out
+    protocols = C.selected(("random", "subject"), args.protocols or settings["protocol"],
+                           "protocols")
+    return C.splits_under(dataset, protocols, folds=args.folds or (2 if args.smoke else 5),
+                          test_fraction=TEST_FRACTION[name], seed=args.seed,
+                          max_folds=args.max_folds)
+
+
+def selection(args, settings):
+    """``(archs, datasets, variants, ablation)`` chosen by the arguments and the mode."""
+    archs = C.selected(ARCHS, args.models, "models") if args.models else settings["archs"]
+    datasets = (C.selected(DATASETS, args.datasets, "datasets") if args.datasets
+                else settings["datasets"])
+    if args.variants:
+        return archs, datasets, C.selected(VARIANTS + ABLATION, args.variants, "variants"), ()
+    ablation = ABLATION if settings["ablation"] and not args.no_ablation else ()
+    return archs, datasets, settings["variants"], ablation
+
+
+def arch_options(variant, settings):
+    """The attention hook's options of ``variant``; BAM in the configuration whose parameter
+    count is the paper's (``cnn_common.PAPER_BAM_OPTIONS``)."""
+    if not ATTENTION[variant]:
+        return {}
+    options = {"attention": ATTENTION[variant]}
+    if variant == "bam":
+        from keras_fer.models.cnn_common import PAPER_BAM_OPTIONS
+
+        options["attention_options"] = dict(PAPER_BAM_OPTIONS)
+    elif settings["relative_cutoff"]:
+        # Small inputs give 2x2-3x3 maps after the last stages, where a 1-bin absolute
+        # cutoff would remove every frequency.
+        options["attention_cutoff"] = settings["relative_cutoff"]
+        options["attention_options"] = {"relative_cutoff": True}
+    return options
 
 
 def build_runs(args):
     mode = C.mode_of(args)
     settings = MODES[mode]
-    archs = C.selected(ARCHS, args.models, "models") if args.models else settings["archs"]
-    datasets = (C.selected(DATASETS, args.datasets, "datasets") if args.datasets
-                else settings["datasets"])
-    if args.variants:
-        variants = C.selected(VARIANTS + ABLATION, args.variants, "variants")
-        ablation = ()
-    else:
-        variants = settings["variants"]
-        ablation = ABLATION if settings["ablation"] and not args.no_ablation else ()
+    archs, datasets, variants, ablation = selection(args, settings)
+    splits = [(name, split) for name in datasets
+              for split in dataset_splits(name, args, settings)]
+    # Table 1's ablation runs on ResNet18 / CK+48 only, after that pair's Table 2 variants.
+    every_variant = list(variants) + [v for v in ablation if v not in variants]
     runs = []
-    for name in datasets:
-        for tags, train, test in dataset_splits(name, args, settings):
-            for arch in archs:
-                todo = list(variants)
-                if arch == "resnet18" and name == "ckplus48":
-                    todo += [v for v in ablation if v not in todo]
-                for variant in todo:
-                    options = {}
-                    if ATTENTION[variant]:
-                        options["attention"] = ATTENTION[variant]
-                    if variant == "bam":
-                        options["attention_options"] = dict(BAM_OPTIONS)
-                    elif ATTENTION[variant] and settings["relative_cutoff"]:
-                        # Small inputs give 2x2-3x3 maps after the last stages, where a
-                        # 1-bin absolute cutoff would remove every frequency.
-                        options["attention_cutoff"] = settings["relative_cutoff"]
-                        options["attention_options"] = {"relative_cutoff": True}
-                    weights = C.weights_for({"resnet18": "resnet18",
-                                             "mobilenetv2": "mobilenetv2_100"}[arch],
-                                            args.weights_dir)
-                    if weights:
-                        options["weights"] = weights
-                    config = C.base_config(
-                        arch=arch, arch_options=options, input_shape=settings["shape"],
-                        batch_size=args.batch_size or PAPER_BATCH[name],
-                        epochs=args.epochs or settings["epochs"], optimizer="adam",
-                        learning_rate=args.learning_rate or learning_rate(mode, arch, name),
-                        loss="ce", schedule="plateau", plateau_factor=0.3,
-                        plateau_patience=settings["patience"], augment="basic",
-                        seed=args.seed, verbose=args.verbose)
-                    fold = f"/fold{tags['fold']}" if tags["protocol"] == "subject" else ""
-                    runs.append(C.Run(
-                        key=f"{name}/{tags['protocol']}{fold}/{arch}/{variant}", config=config,
-                        train_data=train, val_data=test,
-                        tags=dict(tags, dataset=name, model=arch, variant=variant)))
+    for (name, (tags, train, test)), arch, variant in itertools.product(
+            splits, archs, every_variant):
+        if variant not in variants and (arch, name) != ("resnet18", "ckplus48"):
+            continue
+        config = C.base_config(
+            arch=arch, arch_options=C.with_weights(arch_options(variant, settings), arch,
+                                                   args.weights_dir),
+            input_shape=settings["shape"], batch_size=args.batch_size or PAPER_BATCH[name],
+            epochs=args.epochs or settings["epochs"], optimizer="adam",
+            learning_rate=args.learning_rate or learning_rate(mode, arch, name), loss="ce",
+            schedule="plateau", plateau_factor=0.3, plateau_patience=settings["patience"],
+            augment="basic", seed=args.seed, verbose=args.verbose)
+        runs.append(C.Run(key=C.run_key(name, tags, arch, variant), config=config,
+                          train_data=train, val_data=test,
+                          tags=dict(tags, dataset=name, model=arch, variant=variant)))
     return runs
 
 
@@ -243,7 +240,7 @@ def _best_epoch(r):
 
 
 def main(argv=None):
-    args = C.prepare(parse_args(argv), RECIPE, write_smoke_data)
+    args = C.prepare(parse_args(argv), RECIPE, SMOKE_DATA)
     runs = build_runs(args)
     rows = C.run_all(runs, args.out, force=args.force)
     mode = C.mode_of(args)

@@ -1,6 +1,6 @@
 """Seed 004: Neural Resizer + F-PDLS for vision transformers on FERPlus (Tables 1 and 3).
 
-    python -m keras_fer.recipes.neural_resizer [--data-root ../shared/data] [--smoke | --paper]
+    python -m keras_fer.recipes.neural_resizer [--data-root DIR] [--smoke | --paper]
         [--models vit,deit,swin] [--table3-model swin] [--alpha 0.9] [--gamma 2]
 
 Table 1: each transformer trained two ways on FERPlus's majority labels: "CE + Vanilla" (the
@@ -26,6 +26,7 @@ upsamples x2 (96) and learns the resize to 64; 120 training and 40 test images p
 FER2013 + FERPlus files, a tiny ViT, the two Table 1 settings, 1 epoch.
 """
 
+import itertools
 import sys
 
 from keras_fer.recipes import _common as C
@@ -36,6 +37,7 @@ TITLES = {"vit": "ViT", "deit": "DeiT", "swin": "Swin"}
 LOSS_TITLES = {"ce": "Cross-Entropy", "pdls": "PDLS", "fpdls": "F-PDLS"}
 PAPER_TABLE1 = {"vit": (88.84, 88.87), "deit": (88.00, 88.09), "swin": (88.69, 89.28)}
 PAPER_TABLE3 = {"ce": (88.72, 88.87), "pdls": (88.69, 88.91), "fpdls": (88.78, 89.50)}
+SMOKE_DATA = {"ferplus": dict(per_class_train=6, per_class_test=3)}
 _SMOKE_VIT = {"patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2}
 MODES = {
     "paper": dict(size=224, input=(48, 48, 3), resizer={"sr_scale": 8}, epochs=100,
@@ -73,12 +75,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def write_smoke_data(folder):
-    from keras_fer.datasets import synthetic
-
-    synthetic.write_ferplus(folder, per_class_train=6, per_class_test=3)
-
-
 def load_ferplus(args, settings):
     ferplus = C.load_dataset("ferplus", args.data_root, label_mode="majority",
                              distribution="votes")
@@ -93,14 +89,12 @@ def settings_to_run(args, settings):
     """``[(model, loss, resizer)]``: Table 1's two settings per model, Table 3's grid."""
     models = (C.selected(MODEL_NAMES, args.models, "models") if args.models
               else settings["default_models"])
-    todo = []
-    for model in models:
-        todo += [(model, "ce", False), (model, "fpdls", True)]
+    todo = [(model, loss, resizer) for model, (loss, resizer)
+            in itertools.product(models, (("ce", False), ("fpdls", True)))]
     if settings["table3"] and not args.no_table3:
-        for resizer in (False, True):
-            for loss in ("ce", "pdls", "fpdls"):
-                if (args.table3_model, loss, resizer) not in todo:
-                    todo.append((args.table3_model, loss, resizer))
+        grid = [(args.table3_model, loss, resizer)
+                for resizer, loss in itertools.product((False, True), LOSS_TITLES)]
+        todo += [key for key in grid if key not in todo]
     return todo
 
 
@@ -111,18 +105,13 @@ def build_runs(args, train, test):
     runs = []
     for model, loss, resizer in settings_to_run(args, settings):
         arch, options = settings["models"][model]
-        options = dict(options)
+        options = C.with_weights(options, arch, args.weights_dir)
         if resizer:
             options["resizer"] = dict(settings["resizer"], target_size=(size, size))
             shape = settings["input"]
         else:
             # Vanilla: the pipeline interpolates the 48x48 image up to the backbone's size.
             shape = (size, size, settings["input"][2])
-        from keras_fer.models import get_architecture
-
-        weights = C.weights_for(get_architecture(arch).timm_name, args.weights_dir)
-        if weights:
-            options["weights"] = weights
         config = C.base_config(
             arch=arch, arch_options=options, input_shape=shape,
             batch_size=args.batch_size or settings["batch_size"],
@@ -178,7 +167,7 @@ def tables(rows, args):
 
 
 def main(argv=None):
-    args = C.prepare(parse_args(argv), RECIPE, write_smoke_data)
+    args = C.prepare(parse_args(argv), RECIPE, SMOKE_DATA)
     settings = MODES[C.mode_of(args)]
     train, test = load_ferplus(args, settings)
     runs = build_runs(args, train, test)

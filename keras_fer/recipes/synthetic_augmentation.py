@@ -65,7 +65,7 @@ def parse_args(argv=None):
         args.generator_epochs, args.generator_batch_size = 1, 16
         args.epochs, args.batch_size = 1, 16
         args.input_size = args.input_size or 32
-    return args
+    return generator_faces.check_data_root(args)
 
 
 def synthetic_dataset(model, ds, x, train_idx, names):

@@ -1,6 +1,6 @@
 """Seed 003: ResNet-18 vs ViT-B/16 with SGD, step decay and SAM on a balanced merged set.
 
-    python -m keras_fer.recipes.vit_sam_avfer [--data-root ../shared/data] [--smoke | --paper]
+    python -m keras_fer.recipes.vit_sam_avfer [--data-root DIR] [--smoke | --paper]
         [--image-folder /path/to/affectnet_export [--label-map affectnet]]
         [--per-class N] [--test-per-class N] [--models resnet18,vit_s,vit_sg,vit_sam]
 
@@ -67,6 +67,9 @@ MODES = {
                   epochs=1, step_epochs=1, batch_size=16, per_class=20, test_per_class=3),
 }
 SMOKE_MODELS = ("resnet18", "vit_sam")
+SMOKE_DATA = {"ckplus48": dict(subjects=5, frames=2),
+              "fer2013": dict(per_class_train=5, per_class_test=3),
+              "image_folder": dict(name="affectnet_like", per_class=3, size=48)}
 
 
 def parse_args(argv=None):
@@ -83,14 +86,6 @@ def parse_args(argv=None):
     p.add_argument("--no-fer2013", action="store_true", help="leave FER2013 out")
     p.add_argument("--no-ckplus48", action="store_true", help="leave CK+48 out")
     return p.parse_args(argv)
-
-
-def write_smoke_data(folder):
-    from keras_fer.datasets import synthetic
-
-    synthetic.write_ckplus48(folder, subjects=5, frames=2)
-    synthetic.write_fer2013(folder, per_class_train=5, per_class_test=3)
-    synthetic.write_image_folder(folder, name="affectnet_like", per_class=3, size=48)
 
 
 def _split_image_folder(dataset, seed):
@@ -159,11 +154,7 @@ def build_runs(args, train, test):
     runs = []
     for model in models:
         arch, options = settings["cnn"] if model == "resnet18" else settings["vit"]
-        options = dict(options)
-        timm = {"resnet18": "resnet18", "vit_base_patch16": "vit_base_patch16_224"}.get(arch)
-        weights = C.weights_for(timm, args.weights_dir)
-        if weights:
-            options["weights"] = weights
+        options = C.with_weights(options, arch, args.weights_dir)
         opt = dict(OPTIMISATION[model])
         if "sam_rho" in opt:
             opt["sam_rho"] = args.sam_rho
@@ -231,7 +222,7 @@ def tables(rows, classes):
 def main(argv=None):
     from keras_fer.labels import EMOTIONS
 
-    args = C.prepare(parse_args(argv), RECIPE, write_smoke_data)
+    args = C.prepare(parse_args(argv), RECIPE, SMOKE_DATA)
     settings = MODES[C.mode_of(args)]
     train, test, lines = build_avfer(args, settings)
     for line in lines:

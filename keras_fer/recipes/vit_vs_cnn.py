@@ -1,6 +1,6 @@
 """Seed 001, chapter 4: vision transformers vs CNNs on CK+48 and JAFFE (Tables 4.1 and 4.2).
 
-    python -m keras_fer.recipes.vit_vs_cnn [--data-root ../shared/data] [--smoke | --paper]
+    python -m keras_fer.recipes.vit_vs_cnn [--data-root DIR] [--smoke | --paper]
         [--models resnet50d,vit_base_patch16] [--datasets ckplus48,jaffe]
         [--protocols random,subject] [--folds 5] [--max-folds N] [--epochs N]
 
@@ -28,6 +28,7 @@ accuracy, training time and parameters; per-run reports (confusion matrix, 3-D t
 penultimate features, Grad-CAM) are under ``<out>/<dataset>/<protocol>/<model>/evaluation``.
 """
 
+import itertools
 import sys
 
 from keras_fer.recipes import _common as C
@@ -81,6 +82,8 @@ MODELS = {
                          "smoke": ("vit_tiny_patch16", _SMOKE_VIT, (32, 32, 1))},
 }
 SMOKE_MODELS = ("resnet50d", "vit_base_patch16")
+SMOKE_DATA = {"ckplus48": dict(subjects=4, frames=2),
+              "jaffe": dict(posers=("KA", "KL", "KM", "KR"), takes=1, size=48)}
 
 SETTINGS = {
     # epochs, batch size, max folds (None: all)
@@ -103,56 +106,38 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def write_smoke_data(folder):
-    from keras_fer.datasets import synthetic
-
-    synthetic.write_ckplus48(folder, subjects=4, frames=2)
-    synthetic.write_jaffe(folder, posers=("KA", "KL", "KM", "KR"), takes=1, size=48)
+def dataset_splits(name, protocols, args, settings):
+    """``[(tags, train, test)]`` of dataset ``name`` under each of ``protocols``."""
+    dataset = C.load_dataset(name, args.data_root)
+    print(dataset.summary())
+    folds = args.folds or (2 if args.smoke else 5)
+    max_folds = args.max_folds or settings["max_folds"]
+    return C.splits_under(dataset, protocols, folds=folds, test_fraction=TEST_FRACTION[name],
+                          seed=args.seed, max_folds=max_folds)
 
 
 def build_runs(args):
     mode = C.mode_of(args)
-    settings = dict(SETTINGS[mode])
-    epochs = args.epochs or settings["epochs"]
-    batch_size = args.batch_size or settings["batch_size"]
-    folds = args.folds or (2 if args.smoke else 5)
-    max_folds = args.max_folds or settings["max_folds"]
-    protocols = C.selected(("random", "subject"), args.protocols, "protocols")
+    settings = SETTINGS[mode]
     default_models = SMOKE_MODELS if args.smoke else PAPER_MODELS
     models = C.selected(PAPER_MODELS, args.models, "models") if args.models else default_models
+    protocols = C.selected(("random", "subject"), args.protocols, "protocols")
     default_datasets = ("jaffe",) if args.smoke and not args.datasets else DATASETS
+    splits = [(name, split) for name in C.selected(default_datasets, args.datasets, "datasets")
+              for split in dataset_splits(name, protocols, args, settings)]
     runs = []
-    for dataset_name in C.selected(default_datasets, args.datasets, "datasets"):
-        dataset = C.load_dataset(dataset_name, args.data_root)
-        print(dataset.summary())
-        for protocol in protocols:
-            parts = C.protocol_splits(dataset, protocol, folds=folds,
-                                      test_fraction=TEST_FRACTION[dataset_name],
-                                      seed=args.seed, max_folds=max_folds)
-            for tags, train_data, test_data in parts:
-                for model in models:
-                    arch, options, shape = MODELS[model][mode]
-                    options = dict(options)
-                    weights = C.weights_for(_timm_name(arch), args.weights_dir)
-                    if weights:
-                        options["weights"] = weights
-                    config = C.base_config(
-                        arch=arch, arch_options=options, input_shape=shape,
-                        batch_size=batch_size, epochs=epochs, optimizer="sgd",
-                        learning_rate=args.learning_rate, momentum=0.9, augment="basic",
-                        seed=args.seed, verbose=args.verbose)
-                    fold = f"/fold{tags['fold']}" if protocol == "subject" else ""
-                    runs.append(C.Run(
-                        key=f"{dataset_name}/{protocol}{fold}/{model}", config=config,
-                        train_data=train_data, val_data=test_data,
-                        tags=dict(tags, dataset=dataset_name, model=model, arch=arch)))
+    for (name, (tags, train_data, test_data)), model in itertools.product(splits, models):
+        arch, options, shape = MODELS[model][mode]
+        config = C.base_config(
+            arch=arch, arch_options=C.with_weights(options, arch, args.weights_dir),
+            input_shape=shape, batch_size=args.batch_size or settings["batch_size"],
+            epochs=args.epochs or settings["epochs"], optimizer="sgd",
+            learning_rate=args.learning_rate, momentum=0.9, augment="basic", seed=args.seed,
+            verbose=args.verbose)
+        runs.append(C.Run(key=C.run_key(name, tags, model), config=config,
+                          train_data=train_data, val_data=test_data,
+                          tags=dict(tags, dataset=name, model=model, arch=arch)))
     return runs
-
-
-def _timm_name(arch):
-    from keras_fer.models import get_architecture
-
-    return get_architecture(arch).timm_name
 
 
 def tables(rows, args):
@@ -201,7 +186,7 @@ def _describe(arch, options, shape):
 
 
 def main(argv=None):
-    args = C.prepare(parse_args(argv), RECIPE, write_smoke_data)
+    args = C.prepare(parse_args(argv), RECIPE, SMOKE_DATA)
     runs = build_runs(args)
     rows = C.run_all(runs, args.out, force=args.force)
     mode = C.mode_of(args)

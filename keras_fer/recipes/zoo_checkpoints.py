@@ -90,6 +90,10 @@ ENTRIES = {
                     "between its stages (seed 002), CK+48 at 48x48 grey."),
 }
 INPUT_SHAPE = (48, 48, 1)
+SMOKE_DATA = {"ckplus48": dict(subjects=4, frames=2),
+              "jaffe": dict(posers=("KA", "KL", "KM", "KR"), takes=1, size=48),
+              "fer2013": dict(per_class_train=4, per_class_test=2),
+              "ferplus": dict(per_class_train=4, per_class_test=2)}
 FOLDS = 5
 
 
@@ -106,15 +110,6 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     args.models = ",".join(C.selected(tuple(ENTRIES), args.models, "models"))
     return args
-
-
-def write_smoke_data(folder):
-    from keras_fer.datasets import synthetic
-
-    synthetic.write_ckplus48(folder, subjects=4, frames=2)
-    synthetic.write_jaffe(folder, posers=("KA", "KL", "KM", "KR"), takes=1, size=48)
-    synthetic.write_fer2013(folder, per_class_train=4, per_class_test=2)
-    synthetic.write_ferplus(folder, per_class_train=4, per_class_test=2)
 
 
 def entry_settings(name, args):
@@ -247,11 +242,13 @@ def entry_metrics(name, spec, rows, runs, args):
 
 
 def command_line(name, args):
-    parts = ["keras-fer", "train", RECIPE, "--models", name,
-             "--data-root", "../shared/data"]
+    """The command the model card records; the data folder is the user's own, named by
+    ``$KERAS_FER_DATA`` for the shell to expand."""
+    parts = [shlex.quote(p) for p in ("keras-fer", "train", RECIPE, "--models", name)]
+    parts += ["--data-root", f'"${C.DATA_ENV}"']
     if args.epochs:
         parts += ["--epochs", str(args.epochs)]
-    return " ".join(shlex.quote(p) for p in parts)
+    return " ".join(parts)
 
 
 def run_entry(name, args):
@@ -305,7 +302,7 @@ def run_entry(name, args):
 
 
 def main(argv=None):
-    args = C.prepare(parse_args(argv), RECIPE, write_smoke_data)
+    args = C.prepare(parse_args(argv), RECIPE, SMOKE_DATA)
     print(C.sizes_note(C.mode_of(args)))
     results = {name: run_entry(name, args) for name in args.models.split(",")}
     C.write_json(os.path.join(args.out, "results.json"), results)
