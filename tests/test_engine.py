@@ -172,3 +172,33 @@ def test_ckplus48_model_has_the_seven_classes_of_the_data(tmp_path):
     assert result.model.output_shape[-1] == 7
     assert result.model.class_names == ["angry", "disgust", "fear", "happy", "sad", "surprise",
                                         "contempt"]
+
+
+def test_final_save_is_atomic_and_incompatible_restart_fails_before_writing(tmp_path,
+                                                                            monkeypatch):
+    out = tmp_path / "run"
+    config = TrainConfig(arch="engine_test_cnn", epochs=1, batch_size=32, augment=None,
+                         tensorboard=False, out_dir=str(out), verbose=0)
+    first = train(config, train_data=_faces(64, 0), val_data=_faces(32, 1))
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 1)).astype("float32")
+    expected = first.model.predict(x, verbose=0)
+
+    # A disk that fills up half-way through the final save.
+    def failing_save(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"PK\x03\x04 truncated")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", failing_save)
+    with pytest.raises(OSError, match="No space left"):
+        train(config.replace(epochs=2), train_data=_faces(64, 0), val_data=_faces(32, 1))
+    monkeypatch.undo()
+    restored = keras.saving.load_model(out / "model.keras")  # the previous one, intact
+    np.testing.assert_allclose(restored.predict(x, verbose=0), expected, atol=1e-5)
+    assert not [n for n in os.listdir(out) if ".tmp" in n]
+
+    # Another arch in the same out_dir: refused before config.json is touched.
+    before = (out / "config.json").read_text()
+    with pytest.raises(ValueError, match="arch: 'engine_test_cnn' -> 'mini_xception'"):
+        train(config.replace(arch="mini_xception"), train_data=_faces(64, 0))
+    assert (out / "config.json").read_text() == before

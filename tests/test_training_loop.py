@@ -120,3 +120,99 @@ def test_loop_rejects_bad_arguments():
         Trainer(model, checkpoint_every=0)
     with pytest.raises(ValueError, match="epochs"):
         Trainer(model).fit(lambda e: None, epochs=0)
+
+
+# ---- in-process fault tests (small model, uneven last batch) ---------------------------------
+
+def _tiny_trainer(ckpt_dir, checkpoint_every=None, callbacks=(), n_classes=3):
+    import keras
+    from keras_fer.training.loop import Trainer
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(n_classes)(keras.layers.Dense(8, activation="relu")(inputs))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(0.1),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+                  metrics=["categorical_accuracy"])
+    return Trainer(model, checkpoint_dir=str(ckpt_dir), checkpoint_every=checkpoint_every,
+                   callbacks=list(callbacks), verbose=0)
+
+
+def _tiny_data(epoch, n=40, batch=16):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 4)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, n)]
+    order = np.random.default_rng(epoch).permutation(n)
+    return tf.data.Dataset.from_tensor_slices((x[order], y[order])).batch(batch)
+
+
+class _Crash(Exception):
+    pass
+
+
+def _crash_after(step_index, epoch_index=0):
+    import keras
+
+    class Crash(keras.callbacks.Callback):
+        epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == epoch_index and batch == step_index:
+                raise _Crash()
+    return Crash()
+
+
+def test_resumed_epoch_logs_the_same_loss_with_an_uneven_last_batch(tmp_path):
+    # 40 samples in batches of 16, 16, 8: step-weighted means of the two parts of the epoch
+    # were off by ~1 % of the loss; Keras weights by samples.
+    plain = _tiny_trainer(tmp_path / "plain").fit(_tiny_data, epochs=2)
+    crashing = _tiny_trainer(tmp_path / "resumed", checkpoint_every=1,
+                             callbacks=[_crash_after(1, epoch_index=1)])
+    with pytest.raises(_Crash):
+        crashing.fit(_tiny_data, epochs=2)
+    resumed = _tiny_trainer(tmp_path / "resumed", checkpoint_every=1).fit(_tiny_data, epochs=2)
+    assert [h["epoch"] for h in resumed] == [1, 2]
+    for key in ("loss", "categorical_accuracy"):
+        np.testing.assert_allclose([h[key] for h in resumed], [h[key] for h in plain],
+                                   rtol=1e-6, err_msg=key)
+
+
+def test_truncated_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
+    import glob
+    import logging
+
+    ckpt = tmp_path / "ckpt"
+    _tiny_trainer(ckpt).fit(_tiny_data, epochs=2)
+    data = sorted(glob.glob(str(ckpt / "ckpt-2.data-*")))
+    assert data
+    with open(data[0], "r+b") as f:
+        f.truncate(os.path.getsize(data[0]) // 2)
+    trainer = _tiny_trainer(ckpt)
+    with caplog.at_level(logging.WARNING, logger="keras_fer.training"):
+        history = trainer.fit(_tiny_data, epochs=3)
+    assert any("ckpt-2" in r.getMessage() and "cannot be read" in r.getMessage()
+               for r in caplog.records), caplog.text
+    # Epoch 1 came back from ckpt-1 with its own history; epochs 2 and 3 were trained again.
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+
+
+def test_lost_trainer_state_keeps_the_history(tmp_path, caplog):
+    ckpt = tmp_path / "ckpt"
+    first = _tiny_trainer(ckpt).fit(_tiny_data, epochs=2)
+    os.remove(ckpt / "trainer_state.json")
+    history = _tiny_trainer(ckpt).fit(_tiny_data, epochs=3)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[:2] == first
+
+
+def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    _tiny_trainer(ckpt).fit(_tiny_data, epochs=1)
+    with pytest.raises(ValueError, match="can be restored into this model"):
+        _tiny_trainer(ckpt, n_classes=5).fit(_tiny_data, epochs=2)

@@ -57,6 +57,49 @@ def load_splits(config):
         full.subset(val_idx, f"{full.name}/fold{config.fold}/val")
 
 
+# Fields whose change makes the checkpoints of an out_dir unusable (another model, another
+# optimiser state or another class list): resuming must refuse them up front.
+RESUME_INCOMPATIBLE = ("arch", "arch_options", "input_shape", "dataset", "label_mode",
+                       "optimizer", "sam_rho", "mixed_precision")
+
+
+def check_resume_compatible(config):
+    """Raises ``ValueError`` naming the fields if ``config.out_dir`` holds checkpoints of a
+    run whose config differs in a field of ``RESUME_INCOMPATIBLE``, before anything there is
+    overwritten (a restart with another ``arch`` used to overwrite config.json and then fail
+    with a raw shape error)."""
+    path = os.path.join(config.out_dir, "config.json")
+    checkpoints = os.path.join(config.out_dir, "checkpoints")
+    if not os.path.isfile(path) or not (os.path.isdir(checkpoints) and os.listdir(checkpoints)):
+        return
+    try:
+        with open(path) as f:
+            old = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: cannot read the config of the run in {config.out_dir} "
+                         f"({err}); use another out_dir or remove it") from None
+    new = json.loads(config.to_json())
+    changed = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in RESUME_INCOMPATIBLE
+               if k in old and k in new and old[k] != new[k]]
+    if changed:
+        raise ValueError(f"{config.out_dir} holds checkpoints of another run ("
+                         f"{'; '.join(changed)}): resuming would load them into a different "
+                         f"model. Use another out_dir, or delete {checkpoints} to start over.")
+
+
+def save_atomically(model, path):
+    """``model.save(path)`` through a temporary file in the same folder and ``os.replace``,
+    so a full disk or a kill leaves the previous file (or none), never a truncated one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 # The official (train, validation) split names, in order of preference: FER2013 and FERPlus
 # csvs validate on PublicTest (PrivateTest stays the held-out test set); folder layouts use
 # their own names.
@@ -99,6 +142,7 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
 
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    check_resume_compatible(config)  # before config.json is overwritten
     os.makedirs(config.out_dir, exist_ok=True)
     config.to_json(os.path.join(config.out_dir, "config.json"))
     if config.cpus and config.cpus > 1:
@@ -174,9 +218,11 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
     seconds = time.time() - t0
     report = {}
     if trainer.chief:
-        model.save(os.path.join(config.out_dir, "model.keras"))
-        with open(os.path.join(config.out_dir, "history.json"), "w") as f:
+        save_atomically(model, os.path.join(config.out_dir, "model.keras"))
+        tmp = os.path.join(config.out_dir, f".history.{os.getpid()}.tmp.json")
+        with open(tmp, "w") as f:
             json.dump(history, f, indent=1)
+        os.replace(tmp, os.path.join(config.out_dir, "history.json"))
         if val_data is not None:
             from keras_fer.evaluation import evaluate_model
 

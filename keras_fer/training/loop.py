@@ -14,6 +14,7 @@ same epoch in every run (shuffle seeded by the epoch). Random augmentation is no
 """
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -23,6 +24,8 @@ import numpy as np
 import keras
 
 from keras_fer.training.strategy import is_chief, worker_index
+
+logger = logging.getLogger("keras_fer.training")
 
 # Numeric state of the stock callbacks that must survive a restart (ReduceLROnPlateau,
 # EarlyStopping): without it a resumed run would wait longer before reducing or stopping.
@@ -85,21 +88,74 @@ class Trainer:
     def _state_path(self):
         return os.path.join(self.checkpoint_dir, "trainer_state.json")
 
+    def _checkpoint_state_path(self, prefix):
+        # One state file per checkpoint (next to its .index), so that falling back to an
+        # older checkpoint also falls back to its history and running means, and a lost
+        # trainer_state.json loses nothing.
+        return prefix + ".trainer_state.json"
+
+    def _read_state(self, prefix):
+        """The trainer state saved with checkpoint ``prefix``: its own file, else
+        trainer_state.json when that describes the same checkpoint, else None."""
+        for path in (self._checkpoint_state_path(prefix), self._state_path):
+            if not os.path.exists(path):
+                continue
+            try:
+                with open(path) as f:
+                    state = json.load(f)
+            except (OSError, ValueError) as err:
+                logger.warning("%s: unreadable trainer state (%s); ignored", path, err)
+                continue
+            if state.get("checkpoint") in (None, os.path.basename(prefix)):
+                return state
+        return None
+
     def restore(self):
-        """Restores the latest checkpoint; returns True if there was one."""
+        """Restores the latest intact checkpoint; returns True if there was one.
+
+        A checkpoint that cannot be read (a truncated file after a full disk or a kill
+        during the write) is reported with a warning naming it, and the previous one is
+        used; if none can be read, the error names the folder and each file's problem.
+        """
         if self._manager is None:
             return False
         import tensorflow as tf
 
+        state = tf.train.get_checkpoint_state(self.checkpoint_dir)
+        candidates = list(state.all_model_checkpoint_paths) if state else []
         latest = tf.train.latest_checkpoint(self.checkpoint_dir)
-        if latest is None:
+        if latest and latest not in candidates:
+            candidates.append(latest)
+        if not candidates:
             return False
-        self._checkpoint.restore(latest).expect_partial()
-        state = {}
-        if os.path.exists(self._state_path):
-            with open(self._state_path) as f:
-                state = json.load(f)
-        self.history = state.get("history", [])[: int(self._epoch.numpy())]
+        problems = []
+        for prefix in reversed(candidates):
+            try:
+                self._checkpoint.restore(prefix).expect_partial()
+            except Exception as err:  # TF raises IndexError, DataLossError, ValueError...
+                reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                problems.append(f"{prefix}: {reason}")
+                logger.warning("checkpoint %s cannot be read (%s); trying the previous one",
+                               prefix, reason)
+                continue
+            break
+        else:
+            raise ValueError(f"no checkpoint in {self.checkpoint_dir} can be restored into this "
+                             f"model (a different architecture or classes, or damaged "
+                             f"files): " + "; ".join(problems) + ". Use another out_dir, or "
+                             f"delete the checkpoints to start over.")
+        if problems:
+            logger.warning("resumed from the older checkpoint %s", prefix)
+        state = self._read_state(prefix)
+        epochs_done = int(self._epoch.numpy())
+        if state is None:
+            state = {}
+            if epochs_done:
+                logger.warning("%s: no trainer state for checkpoint %s: the history of its %d "
+                               "finished epochs is lost (history.json will start at epoch %d)",
+                               self.checkpoint_dir, os.path.basename(prefix), epochs_done,
+                               epochs_done + 1)
+        self.history = state.get("history", [])[:epochs_done]
         self._partial = state.get("partial") if int(self._step.numpy()) else None
         for cb, saved in zip(self.callbacks, state.get("callbacks", [])):
             if saved.get("class") == type(cb).__name__:
@@ -127,10 +183,20 @@ class Trainer:
                            if isinstance(getattr(cb, k, None), (int, float, np.number))}}
                 for cb in self.callbacks],
         }
-        tmp = self._state_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(state, f, indent=1)
-        os.replace(tmp, self._state_path)  # atomic: never a half-written state file
+        for target in (self._checkpoint_state_path(path), self._state_path):
+            tmp = target + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(state, f, indent=1)
+            os.replace(tmp, target)  # atomic: never a half-written state file
+        # State files of checkpoints the manager has deleted (max_to_keep).
+        kept = {os.path.basename(p) for p in self._manager.checkpoints}
+        suffix = ".trainer_state.json"
+        for name in os.listdir(self.checkpoint_dir):
+            if name.endswith(suffix) and name[: -len(suffix)] not in kept:
+                try:
+                    os.remove(os.path.join(self.checkpoint_dir, name))
+                except OSError:
+                    pass
 
     # ---- steps ---------------------------------------------------------------------------
     def _make_step(self, step_fn):
@@ -143,10 +209,18 @@ class Trainer:
             # the replicas' running means is the global one (what model.fit reports too).
             return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
 
+        def batch_size(batch):
+            return tf.cast(tf.shape(tf.nest.flatten(batch)[0])[0], tf.float64)
+
         @tf.function(reduce_retracing=True)
         def run(batch):
             outputs = strategy.run(step_fn, args=(batch,))
-            return tf.nest.map_structure(replica_mean, outputs)
+            # Samples in the global batch: Keras weights its running means by samples, so
+            # combining the means of two parts of an epoch must too (the last batch is
+            # usually smaller).
+            samples = strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                      strategy.run(batch_size, args=(batch,)), axis=None)
+            return tf.nest.map_structure(replica_mean, outputs), samples
 
         return run
 
@@ -190,13 +264,17 @@ class Trainer:
                 dataset = dataset.take(steps_per_epoch - skip)
             before = self._partial if skip else None
             logs = {}
+            samples = 0.0  # since this (re)start of the epoch
             for step, batch in enumerate(self._distribute(dataset), start=skip):
                 callbacks.on_train_batch_begin(step)
-                logs = _combine(before, _to_python(self._train_fn(batch)), step + 1 - skip)
+                outputs, batch_samples = self._train_fn(batch)
+                samples += float(batch_samples)
+                logs = _combine(before, _to_python(outputs), samples, step + 1 - skip)
                 self._step.assign(step + 1)
                 callbacks.on_train_batch_end(step, logs)
                 if self.checkpoint_every and (step + 1) % self.checkpoint_every == 0:
-                    self._partial = {"steps": step + 1, "logs": logs}
+                    self._partial = {"steps": step + 1, "logs": logs,
+                                     "samples": samples + (before or {}).get("samples", 0.0)}
                     self.save()
             self._partial = None
             if validation_data is not None:
@@ -219,22 +297,27 @@ class Trainer:
         self.model.reset_metrics()
         logs = {}
         for batch in self._distribute(dataset):
-            logs = self._test_fn(batch)
+            logs, _ = self._test_fn(batch)
         logs = _to_python(logs)
         self.model.reset_metrics()
         return logs
 
 
-def _combine(before, after, after_steps):
-    """Step-weighted means of an epoch's logs from before and after a restart.
+def _combine(before, after, after_samples, after_steps=1):
+    """Sample-weighted means of an epoch's logs from before and after a restart.
 
-    Exact for losses and accuracies averaged over equal-size batches (the metrics here).
+    Keras' running means (loss tracker, accuracy) weight each batch by its number of samples;
+    weighting the two parts by steps instead was off whenever the batches differ in size
+    (the epoch's last one), e.g. by ~1 % of the resumed epoch's loss.
     """
     if not before:
         return after
-    n0 = before["steps"]
-    total = n0 + after_steps
-    return {k: (before["logs"].get(k, v) * n0 + v * after_steps) / total for k, v in after.items()}
+    n0 = before.get("samples")
+    if n0 is None:  # a state written before samples were counted: steps are all it has
+        n0, after_samples = before["steps"], after_steps
+    total = n0 + after_samples
+    return {k: (before["logs"].get(k, v) * n0 + v * after_samples) / total
+            for k, v in after.items()}
 
 
 def _cardinality(dataset):
