@@ -293,3 +293,77 @@ def test_docs_request_body_is_what_the_helper_makes(exported):
         assert abs(sum(row["probabilities"]) - 1) < 1e-5
         assert row["label"] == GREY_CLASSES[int(np.argmax(row["probabilities"]))]
         assert row["class_id"] == GREY_CLASSES.index(row["label"])
+
+
+# -- issue 15 item 10: decoded size cap, empty batches -------------------------------------
+
+def _bomb_png(width, height):
+    """A valid PNG signature and IHDR claiming ``width`` x ``height`` grey pixels, with a
+    tiny IDAT: a few hundred bytes standing for gigabytes once decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0" * (width + 1) * 4)  # four rows of zeros, then nothing
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+            + chunk(b"IEND", b""))
+
+
+def test_decoded_size_is_capped_from_the_header_for_every_format():
+    """The cap reads width and height from each format's header (checked on a 40 x 30 image
+    against caps just below and at 1200 pixels), before any decoding."""
+    import tensorflow as tf
+
+    array = np.random.default_rng(3).integers(0, 256, (30, 40, 3), np.uint8)
+    rgba = np.concatenate([array, array[..., :1]], -1)  # real alpha: WebP's VP8X layout
+    encoded = {"png": _encode(array, "PNG"), "png_grey": _encode(array[..., 0], "PNG"),
+               "jpeg": _encode(array, "JPEG", quality=90),
+               "jpeg_progressive": _encode(array, "JPEG", quality=90, progressive=True),
+               "gif": _encode(array[..., 0], "GIF"), "bmp": _encode(array, "BMP"),
+               "webp_lossless": _encode(array, "WEBP", lossless=True),
+               "webp_lossy": _encode(array, "WEBP", quality=90),
+               "webp_extended": _encode(rgba, "WEBP", quality=90)}
+    assert encoded["webp_extended"][12:16] == b"VP8X"
+    for kind, data in encoded.items():
+        pixels = serving.decode_images([data], (24, 24), 1, max_pixels=1200)
+        assert pixels.shape == (1, 24, 24, 1), kind
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=r"images\[0\]: 40x30 pixels \(1200 in all\), more than the "
+                                 r"1199 this model accepts"):
+            serving.decode_images([data], (24, 24), 1, max_pixels=1199)
+    with pytest.raises(ValueError, match="max_pixels must be an integer >= 1, got 0"):
+        serving.decode_images([encoded["png"]], (24, 24), 1, max_pixels=0)
+
+
+def test_decompression_bomb_is_refused_by_the_signature(exported):
+    import tensorflow as tf
+
+    fn = exported.loaded["grey"].signatures["serving_default"]
+    good = exported.png["grey_48"]
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"images\[1\]: 30000x30000 pixels \(900000000 in all\), more than "
+                             rf"the {serving.DEFAULT_MAX_PIXELS} this model accepts"):
+        fn(images=tf.constant([good, _bomb_png(30000, 30000)]))
+    # Under the cap the same header is decoded as usual (and here fails as truncated).
+    with pytest.raises(tf.errors.InvalidArgumentError, match="PNG"):
+        fn(images=tf.constant([_bomb_png(64, 64)]))
+
+
+def test_empty_batch_gives_empty_outputs(exported):
+    import tensorflow as tf
+
+    for kind, loaded in exported.loaded.items():
+        model = exported.models[kind]
+        out = loaded.signatures["serving_default"](images=tf.constant([], tf.string))
+        assert out["probabilities"].shape == (0, 3) and out["label"].shape == (0,)
+        assert out["class_id"].shape == (0,)
+        empty = tf.zeros((0, *model.input_shape[1:]), tf.float32)
+        out = loaded.signatures["serve_preprocessed"](pixels=empty)
+        assert out["probabilities"].shape == (0, 3)
+        # A non-empty batch still goes through the model.
+        one = loaded.signatures["serving_default"](images=tf.constant([exported.png["grey_48"]]))
+        assert one["probabilities"].shape == (1, 3)

@@ -45,6 +45,11 @@ CLASS_NAMES_SIGNATURE = "class_names"
 _MAGIC = ((0, b"\xff\xd8\xff"), (0, b"\x89PNG"), (0, b"GIF8"), (0, b"BM"), (8, b"WEBP"))
 _HEAD = max(start + len(magic) for start, magic in _MAGIC)
 
+#: The most pixels (height x width) one served image may declare. A face crop needs far
+#: fewer; the cap is checked on the file's header, before decoding, so a small file that
+#: claims a huge image (a "decompression bomb") cannot make the server allocate gigabytes.
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
 
 def _model_geometry(model):
     shape = tuple(model.input_shape)
@@ -54,10 +59,61 @@ def _model_geometry(model):
     return (int(shape[1]), int(shape[2])), int(shape[3])
 
 
-def decode_images(images, image_size, channels):
+def _declared_size(data):
+    """(height, width) as int64 from the header of an encoded image (JPEG, PNG, GIF, BMP,
+    WebP), read without decoding the pixels; (0, 0) for other data."""
+    import tensorflow as tf
+
+    head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 32), b"\0" * 32]),
+                             0, 32)
+    b = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
+
+    def le(start, count):  # little-endian unsigned integer
+        return sum(b[start + i] * (1 << (8 * i)) for i in range(count))
+
+    def be(start, count):
+        return sum(b[start + i] * (1 << (8 * (count - 1 - i))) for i in range(count))
+
+    def starts(start, magic):
+        return tf.equal(tf.strings.substr(head, start, len(magic)), magic)
+
+    def signed32(value):
+        return tf.abs(tf.where(value >= 1 << 31, value - (1 << 32), value))
+
+    # BMP: a 12-byte BITMAPCOREHEADER has 16-bit sizes, the later headers signed 32-bit ones
+    # (a negative height means top-down rows).
+    core = tf.equal(le(14, 4), 12)
+    bmp = (tf.where(core, le(20, 2), signed32(le(22, 4))),
+           tf.where(core, le(18, 2), signed32(le(18, 4))))
+    # WebP: the first chunk after "RIFF....WEBP" says how the canvas size is stored.
+    vp8l_bits = le(21, 4)
+    webp_x = (1 + le(27, 3), 1 + le(24, 3))
+    webp_l = (1 + (vp8l_bits // (1 << 14)) % (1 << 14), 1 + vp8l_bits % (1 << 14))
+    webp_lossy = (le(28, 2) % (1 << 14), le(26, 2) % (1 << 14))
+    zero = tf.constant(0, tf.int64)
+    cases = [(starts(1, b"PNG"), (be(20, 4), be(16, 4))),
+             (starts(0, b"GIF8"), (le(8, 2), le(6, 2))),
+             (starts(0, b"BM"), bmp),
+             (starts(8, b"WEBPVP8X"), webp_x),
+             (starts(8, b"WEBPVP8L"), webp_l),
+             (starts(8, b"WEBPVP8 "), webp_lossy)]
+    height, width = zero, zero
+    for condition, (h, w) in reversed(cases):
+        height, width = tf.where(condition, h, height), tf.where(condition, w, width)
+    # JPEG: the frame header may come after any number of segments; TF's own parser finds it.
+    is_jpeg = starts(0, b"\xff\xd8\xff")
+    jpeg = tf.cond(is_jpeg, lambda: tf.cast(tf.io.extract_jpeg_shape(data), tf.int64)[:2],
+                   lambda: tf.zeros([2], tf.int64))
+    return tf.where(is_jpeg, jpeg[0], height), tf.where(is_jpeg, jpeg[1], width)
+
+
+def decode_images(images, image_size, channels, max_pixels=DEFAULT_MAX_PIXELS):
     """Encoded images (a 1-D ``tf.string`` tensor or a list of bytes) -> float32 pixels
     ``(N, height, width, channels)`` in [0, 255], exactly as the serving signature and the
-    dataset pipeline prepare them (see the module docstring). Works eagerly and in graphs."""
+    dataset pipeline prepare them (see the module docstring). Works eagerly and in graphs.
+
+    An image whose header declares more than ``max_pixels`` pixels (height x width) is
+    refused before it is decoded, with an error naming its index in the batch."""
     import tensorflow as tf
 
     from keras_fer.datasets.pipeline import standardize_image
@@ -65,6 +121,8 @@ def decode_images(images, image_size, channels):
     image_size = (int(image_size[0]), int(image_size[1]))
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ValueError(f"max_pixels must be an integer >= 1, got {max_pixels!r}")
     images = tf.convert_to_tensor(images, dtype=tf.string)
     if images.shape.rank != 1:
         raise ValueError(f"images must be a 1-D batch of encoded images, got shape "
@@ -86,6 +144,12 @@ def decode_images(images, image_size, channels):
                                   "({} bytes, unknown header)", (index, tf.strings.length(data)))]),
         ]
         with tf.control_dependencies(checks):
+            height, width = _declared_size(data)
+        size_check = tf.debugging.Assert(height * width <= max_pixels, [tf.strings.format(
+            "images[{}]: {}x{} pixels ({} in all), more than the {} this model accepts "
+            "(max_pixels); send face crops, or scale the image down first",
+            (index, width, height, height * width, max_pixels))])
+        with tf.control_dependencies([size_check]):
             pixels = tf.io.decode_image(data, channels=0, dtype=tf.uint8,
                                         expand_animations=False)
         pixels = tf.ensure_shape(pixels, [None, None, None])
@@ -96,13 +160,15 @@ def decode_images(images, image_size, channels):
         [image_size[0], image_size[1], channels], tf.float32))
 
 
-def export_serving(model, export_dir, version=1, class_names=None, overwrite=False):
+def export_serving(model, export_dir, version=1, class_names=None, overwrite=False,
+                   max_pixels=DEFAULT_MAX_PIXELS):
     """Writes the SavedModel of ``model`` to ``export_dir/<version>/`` and returns that path.
 
     ``model`` takes (N, H, W, C) pixels in [0, 255] and returns logits (any ``FERClassifier``
     does); ``class_names`` default to ``model.class_names``. The folder appears atomically
     (written under a temporary name, then renamed). See the module docstring for the
-    signatures.
+    signatures. ``serving_default`` refuses an image whose header declares more than
+    ``max_pixels`` pixels, before decoding it. An empty batch gives empty outputs.
     """
     import keras
     import tensorflow as tf
@@ -119,7 +185,12 @@ def export_serving(model, export_dir, version=1, class_names=None, overwrite=Fal
                          f"outputs")
 
     def predict(pixels):
-        probabilities = tf.nn.softmax(tf.cast(model(pixels, training=False), tf.float32), -1)
+        # Convolutions on an empty batch fail inside TensorFlow ("Incompatible shapes"), so
+        # an empty request skips the model.
+        logits = tf.cond(tf.shape(pixels)[0] > 0,
+                         lambda: tf.cast(model(pixels, training=False), tf.float32),
+                         lambda: tf.zeros([0, num_classes], tf.float32))
+        probabilities = tf.nn.softmax(logits, -1)
         class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         return {"probabilities": probabilities, "class_id": class_id,
                 "label": tf.gather(tf.constant(names), class_id)}
@@ -128,7 +199,8 @@ def export_serving(model, export_dir, version=1, class_names=None, overwrite=Fal
     archive.track(model)
     # The first endpoint is the one TF Serving calls when a request names no signature.
     archive.add_endpoint(
-        SERVING_SIGNATURE, lambda images: predict(decode_images(images, image_size, channels)),
+        SERVING_SIGNATURE,
+        lambda images: predict(decode_images(images, image_size, channels, max_pixels)),
         input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     archive.add_endpoint(
         PREPROCESSED_SIGNATURE, predict,
