@@ -202,3 +202,20 @@ def test_final_save_is_atomic_and_incompatible_restart_fails_before_writing(tmp_
     with pytest.raises(ValueError, match="arch: 'engine_test_cnn' -> 'mini_xception'"):
         train(config.replace(arch="mini_xception"), train_data=_faces(64, 0))
     assert (out / "config.json").read_text() == before
+
+
+def test_corrupt_image_mid_epoch_names_the_file(tmp_path):
+    import keras_fer.datasets as kd
+    from keras_fer.datasets import synthetic
+
+    root = synthetic.write_image_folder(str(tmp_path), per_class=4, classes=("angry", "happy"),
+                                        splits=("train",), size=32)
+    bad = os.path.join(root, "train", "happy", "0002.png")
+    data = bytearray(open(bad, "rb").read())
+    data[len(data) // 2] ^= 0x55
+    open(bad, "wb").write(bytes(data))
+    ds = kd.load("image_folder", root)  # quick validation: passes
+    config = TrainConfig(arch="engine_test_cnn", epochs=1, batch_size=4, augment=None,
+                         tensorboard=False, out_dir=str(tmp_path / "run"), verbose=0)
+    with pytest.raises(kd.ImageReadError, match="0002.png: corrupt image.*on_error='skip'"):
+        train(config, train_data=ds)

@@ -101,6 +101,68 @@ def test_fer2013_cache_round_trip(tmp_path):
         np.testing.assert_array_equal(a.image, b.image)
 
 
+def test_fer2013_cache_is_keyed_on_content(tmp_path):
+    # An edited csv whose size and mtime are restored must not return the old labels.
+    path = write_fer2013_csv(str(tmp_path / "f.csv"), fer2013_rows(FER_SPEC))
+    cache = str(tmp_path / "cache")
+    assert kd.load("fer2013", path, cache_dir=cache)[0].label == 0
+    stat = os.stat(path)
+    with open(path, "r+b") as f:
+        f.seek(len("emotion,pixels,Usage\n"))
+        f.write(b"1")  # row 0: angry (0) -> disgust (1), same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert os.path.getsize(path) == stat.st_size
+    assert kd.load("fer2013", path, cache_dir=cache)[0].label == 1
+
+
+def test_fer2013_corrupt_cache_is_named_and_rebuilt(tmp_path, caplog):
+    path = write_fer2013_csv(str(tmp_path / "f.csv"), fer2013_rows(FER_SPEC))
+    cache = tmp_path / "cache"
+    first = kd.load("fer2013", path, cache_dir=str(cache))
+    (cache_file,) = list(cache.iterdir())
+    cache_file.write_bytes(cache_file.read_bytes()[:100])  # truncated: BadZipFile
+    with caplog.at_level(logging.WARNING, logger="keras_fer.datasets"):
+        again = kd.load("fer2013", path, cache_dir=str(cache))
+    assert str(cache_file) in caplog.text and "rebuilding" in caplog.text
+    assert [r.label for r in again] == [r.label for r in first]
+    np.testing.assert_array_equal(again[3].image, first[3].image)
+    # Rebuilt: the next read uses the cache again without a warning.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="keras_fer.datasets"):
+        kd.load("fer2013", path, cache_dir=str(cache))
+    assert "rebuilding" not in caplog.text and cache_file.stat().st_size > 100
+
+
+@pytest.mark.parametrize("damage", ["truncate", "crc"])
+def test_fer2013_bad_gzip_names_the_file(tmp_path, damage):
+    path = write_fer2013_csv(str(tmp_path / "fer2013.csv.gz"), fer2013_rows(FER_SPEC))
+    data = bytearray(open(path, "rb").read())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[-8] ^= 0xFF  # the gzip trailer's CRC32
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+    with pytest.raises(kd.DatasetError, match="fer2013.csv.gz: corrupt or truncated gzip"):
+        kd.load("fer2013", path)
+
+
+def test_csv_with_utf8_bom_reads(tmp_path):
+    path = write_fer2013_csv(str(tmp_path / "f.csv"), fer2013_rows(FER_SPEC))
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(b"\xef\xbb\xbf" + data)
+    assert len(kd.load("fer2013", path)) == len(FER_SPEC)
+    from keras_fer.datasets import synthetic
+
+    root = synthetic.write_ferplus(str(tmp_path / "plus"), per_class_train=1, per_class_test=1)
+    votes = os.path.join(root, "fer2013new.csv")
+    data = open(votes, "rb").read()
+    with open(votes, "wb") as f:
+        f.write(b"\xef\xbb\xbf" + data)
+    assert len(kd.load("ferplus", root, label_mode="majority")) == 14
+
+
 def test_fer2013_wrong_columns(tmp_path):
     path = write_fer2013_csv(str(tmp_path / "f.csv"), fer2013_rows(FER_SPEC[:2]),
                              header=("label", "pixels", "Usage"))
@@ -622,3 +684,25 @@ def test_registry(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "make_dataset", lambda d, **kw: calls.append((d, kw)) or "ok")
     assert ds.to_tf_dataset(batch_size=4) == "ok" and calls == [(ds, {"batch_size": 4})]
+
+
+def _corrupt_one_byte(path):
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0x55  # inside the pixel data: header and tail stay intact
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+
+
+def test_one_corrupt_byte_is_skipped_with_on_error_skip(tmp_path):
+    from keras_fer.datasets import synthetic
+
+    root = synthetic.write_image_folder(str(tmp_path), per_class=2, classes=("angry", "happy"),
+                                        splits=("train",))
+    bad = os.path.join(root, "train", "happy", "0001.png")
+    _corrupt_one_byte(bad)
+    # The quick check alone lets it through (header and IEND are intact)...
+    base.validate_image_file(bad, "quick")
+    # ...but a reader told to skip bad files must find it, not the pipeline mid-epoch.
+    ds = kd.load("image_folder", root, on_error="skip")
+    assert len(ds) == 3 and [s[0] for s in ds.skipped] == [bad]
+    assert sum(len(x) for x, _ in ds.to_tf_dataset(image_size=(16, 16), batch_size=4)) == 3

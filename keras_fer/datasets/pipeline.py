@@ -216,6 +216,30 @@ def _inline_part(records, indices, labels):
     return part, None if labels is None else labels[indices]
 
 
+def find_unreadable_image(*datasets):
+    """``ImageReadError`` naming the first file of ``datasets`` that the pipeline's decoders
+    reject, or None. For after the fact: an error raised inside a running tf.data graph
+    (``Invalid PNG data``) does not say which file it came from, and checking every file up
+    front on every read would double the I/O of large folders."""
+    import tensorflow as tf
+
+    for dataset in datasets:
+        for record in getattr(dataset, "records", ()):
+            if record.path is None:
+                continue
+            try:
+                if _check_file(record.path, full=False):
+                    tf.io.decode_image(tf.io.read_file(record.path), expand_animations=False)
+                else:
+                    read_image(record.path, "L")
+            except ImageReadError as err:
+                return err
+            except (tf.errors.OpError, OSError, ValueError) as err:
+                reason = str(getattr(err, "message", err)).splitlines()[0]
+                return ImageReadError(f"{record.path}: corrupt image ({reason})")
+    return None
+
+
 def _decode_tf(path):
     import tensorflow as tf
 

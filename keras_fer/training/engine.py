@@ -213,8 +213,23 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
                       checkpoint_every=config.checkpoint_every, callbacks=callbacks,
                       verbose=config.verbose)
     t0 = time.time()
-    history = trainer.fit(train_epoch, epochs=config.epochs, validation_data=val_ds,
-                          steps_per_epoch=steps_per_epoch)
+    try:
+        history = trainer.fit(train_epoch, epochs=config.epochs, validation_data=val_ds,
+                              steps_per_epoch=steps_per_epoch)
+    except Exception as err:
+        import tensorflow as tf
+
+        if not isinstance(err, tf.errors.InvalidArgumentError):
+            raise
+        # A decode error inside tf.data names no file: find it, and say what to do.
+        from keras_fer.datasets.pipeline import find_unreadable_image
+
+        bad = find_unreadable_image(train_data, val_data)
+        if bad is None:
+            raise
+        raise type(bad)(f"{bad} (the input pipeline stopped on it; read the dataset with "
+                        f"on_error='skip' to leave bad files out, or validate='full' to "
+                        f"find them all before training)") from err
     seconds = time.time() - t0
     report = {}
     if trainer.chief:

@@ -16,7 +16,9 @@ must (PNG's IEND chunk, JPEG's EOI marker, TIFF strips inside the file), which c
 truncated downloads without decoding pixels; only a file that fails the tail check is fully
 decoded to decide, so a valid file with trailing bytes is never rejected. ``"full"`` decodes
 every file with ``read_image`` (the pipeline's own reader); ``False``/``"none"`` defers all
-checks to the pipeline.
+checks to the pipeline. With ``on_error="skip"``, ``"quick"`` decodes every file too: a
+corrupt byte inside the pixel data passes the quick checks, and a file the reader was told
+to skip must not stop an epoch later.
 """
 
 import logging
@@ -192,7 +194,14 @@ def check_validate(validate):
 
 
 def checked_image_path(path, validate, policy):
-    """``path`` if it passes validation; otherwise the policy raises or records a skip."""
+    """``path`` if it passes validation; otherwise the policy raises or records a skip.
+
+    With ``on_error="skip"`` the quick check becomes a full decode: a file with one corrupt
+    byte inside its pixel data passes the header and tail checks, and skipping is a promise
+    that the training pipeline will not meet a bad file later, mid-epoch.
+    """
+    if validate == "quick" and policy.on_error == "skip":
+        validate = "full"
     try:
         validate_image_file(path, validate)
     except ImageReadError as err:
@@ -210,6 +219,8 @@ def make_dataset(name, records, classes, policy, info, validate=None):
     For file-based datasets ``info["validated"]`` records how far the files were checked
     (``"quick"``, ``"full"`` or ``"none"``), so that the input pipeline need not repeat it.
     """
+    if validate == "quick" and policy.on_error == "skip":
+        validate = "full"  # see checked_image_path
     if any(r.path is not None for r in records):
         info = dict(info, validated={True: "full", False: "none", None: "none"}.get(
             validate, validate))

@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import io
 import os
+import zlib
 
 import numpy as np
 
@@ -71,7 +72,14 @@ def _read_bytes(path):
     with open(path, "rb") as f:
         data = f.read()
     # By content, not by name: a .csv that is really gzip (or the reverse) still reads.
-    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as err:  # truncated download, bad CRC
+            raise base.DatasetError(f"{path}: corrupt or truncated gzip file "
+                                    f"({type(err).__name__}: {err})") from None
+    # Excel and some editors start a UTF-8 csv with a byte-order mark.
+    return data[3:] if data[:3] == b"\xef\xbb\xbf" else data
 
 
 def _where(name, row):
@@ -147,27 +155,55 @@ def _parse_pixel_fields(fields, wheres, policy):
     return kept, pixels.reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
 
 
+_CACHE_VERSION = b"fer2013-cache-v2"
+
+
 def _cache_file(path, cache_dir):
-    stat = os.stat(path)
-    key = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}".encode()
-    return os.path.join(cache_dir, f"fer2013-{hashlib.sha1(key).hexdigest()[:16]}.npz")
+    # Keyed on the file's bytes, not its name, size and mtime: an edited csv whose size and
+    # mtime were restored (a copy with preserved times, a re-download) must not return the
+    # old labels. Hashing streams the file at disk speed, a fraction of the parse time.
+    digest = hashlib.sha256(_CACHE_VERSION)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return os.path.join(cache_dir, f"fer2013-{digest.hexdigest()[:32]}.npz")
+
+
+def _load_cache(cache, path):
+    """The cached table, or None (with a warning naming the file) if it cannot be read."""
+    try:
+        with np.load(cache, allow_pickle=False) as z:
+            table = Fer2013Table(path, z["emotion"], z["pixels"], z["usage"].astype(object),
+                                 z["rows"], n_rows=int(z["n_rows"]))
+        if table.pixels.shape != (len(table.rows), IMAGE_SIZE, IMAGE_SIZE):
+            raise ValueError(f"pixels has shape {table.pixels.shape}")
+        return table
+    except Exception as err:  # BadZipFile, EOFError, KeyError, ValueError...
+        base.logger.warning("FER2013 cache %s is unreadable (%s: %s); rebuilding it from %s",
+                            cache, type(err).__name__, err, path)
+        try:
+            os.remove(cache)
+        except OSError:
+            pass
+        return None
 
 
 def parse_fer2013_csv(path, policy, cache_dir=None):
     """Parses a FER2013 csv (plain or gzip) into a ``Fer2013Table``; see module docstring.
 
     ``cache_dir``: where to keep the parsed arrays (an uncompressed ``.npz`` keyed by the
-    csv's absolute path, size and modification time), so that the next read takes a fraction
-    of a second instead of seconds. Only clean parses (nothing skipped) are cached.
+    sha256 of the csv's bytes), so that the next read takes a fraction of a second instead
+    of seconds. Only clean parses (nothing skipped) are cached; a cache file that cannot be
+    read is reported (a warning naming it) and rebuilt.
     """
     path = base.require_path(path, "FER2013 csv")
     if cache_dir is None:
         return _parse(path, policy)
     cache = _cache_file(path, os.fspath(cache_dir))
     if os.path.isfile(cache):
-        with np.load(cache, allow_pickle=False) as z:
-            return Fer2013Table(path, z["emotion"], z["pixels"], z["usage"].astype(object),
-                                z["rows"], n_rows=int(z["n_rows"]))
+        table = _load_cache(cache, path)
+        if table is not None:
+            return table
     skipped_before = len(policy.skipped)
     table = _parse(path, policy)
     if len(policy.skipped) == skipped_before:

@@ -193,7 +193,7 @@ def _locate_fer2013(fer2013_csv, root):
 
 def _read_ferplus_csv(path, fer_path, splits, maker, policy, cache_dir):
     name = os.path.basename(path)
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         rows = list(csv.reader(f))
     if not rows or tuple(c.strip() for c in rows[0]) != CSV_COLUMNS:
         raise base.DatasetError(f"{path}: header has columns {rows[0] if rows else []}, "
@@ -248,7 +248,7 @@ def _label_folders(root):
 
 def _read_label_folder(folder, split, maker, policy, validate):
     label_path = os.path.join(folder, "label.csv")
-    with open(label_path, newline="") as f:
+    with open(label_path, newline="", encoding="utf-8-sig") as f:
         rows = list(csv.reader(f))
     if not any(n.lower().endswith(".png") for n in os.listdir(folder)):
         raise FileNotFoundError(
