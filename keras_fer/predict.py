@@ -382,10 +382,17 @@ class Predictor:
         from keras_fer.faces.detectors import as_rgb_or_grey
 
         if _is_path(image_or_path):
+            from PIL import Image
+
             from keras_fer.datasets.pipeline import load_pixels_from_path
 
             path = os.fsdecode(image_or_path)
-            return as_rgb_or_grey(load_pixels_from_path(path), what=path)
+            try:
+                pixels = load_pixels_from_path(path)
+            except Image.DecompressionBombError as err:  # not an OSError: name the file here
+                raise ValueError(f"{path}: refused, too many pixels to decode safely ({err})"
+                                 ) from None
+            return as_rgb_or_grey(pixels, what=path)
         return as_rgb_or_grey(image_or_path)
 
     def preprocess(self, crops):

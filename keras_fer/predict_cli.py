@@ -205,15 +205,51 @@ def _table(entry, class_names):
     return "\n".join(lines)
 
 
-def _cmd_predict(args):
-    from tqdm.auto import tqdm
+def _model_problem(model):
+    """What is wrong with ``--model``, found without loading anything (None if nothing): the
+    same rules as ``keras_fer.predict.load_model``."""
+    if os.path.isfile(model):
+        return None
+    if model.endswith(".keras") or os.sep in model or (os.altsep and os.altsep in model):
+        return f"model: file not found: {model}"
+    from keras_fer.zoo.registry import describe
 
+    try:
+        describe(model)
+    except ValueError as err:
+        return f"model: {err}"
+    return None
+
+
+def _missing_image(path):
+    if os.path.isdir(path):
+        return f"{path}: is a folder, not an image file"
+    if not os.path.exists(path):
+        return f"{path}: file does not exist"
+    return None
+
+
+def _cmd_predict(args):
     from keras_fer.predict import sample_image_path
 
     images = list(args.images)
     if not images:
         images = [sample_image_path()]
         print(f"no IMAGE given: using the bundled sample photo {images[0]}", file=sys.stderr)
+    # Arguments are checked before the model loads (seconds of TensorFlow start-up), so a
+    # typo is reported at once.
+    problem = _model_problem(args.model)
+    if problem:
+        _error("predict", problem)
+        return 1
+    missing = {path: _missing_image(path) for path in images}
+    missing = {path: message for path, message in missing.items() if message}
+    for message in missing.values():
+        _error("predict", message)
+    if len(missing) == len(images):
+        return 1
+    from tqdm.auto import tqdm
+
     try:
         predictor = _predictor(args)
     except _LOAD_ERRORS as err:
@@ -227,6 +263,10 @@ def _cmd_predict(args):
     entries, failures = [], 0
     for path, out_path in zip(tqdm(images, unit="image", leave=False, disable=None
                                    if len(images) > 1 else True), out_paths):
+        if path in missing:
+            failures += 1
+            entries.append({"path": path, "error": missing[path]})
+            continue
         try:
             image = predictor.load_image(path)
             faces = (predictor.predict_crops([image]) if args.no_detect
@@ -239,10 +279,13 @@ def _cmd_predict(args):
                 os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
                 Image.fromarray(predictor.annotate(image, faces)).save(out_path)
                 entry["annotated"] = out_path
-        except (ValueError, OSError) as err:
+        except Exception as err:  # noqa: BLE001  one bad file must not lose the others
             failures += 1
-            _error("predict", err)
-            entry = {"path": path, "error": str(err)}
+            message = str(err) if isinstance(err, (ValueError, OSError)) else \
+                f"{type(err).__name__}: {err}"
+            message = message if path in message else f"{path}: {message}"
+            _error("predict", message)
+            entry = {"path": path, "error": message}
         entries.append(entry)
         if not args.json and "error" not in entry:
             print(_table(entry, predictor.class_names))
@@ -263,8 +306,17 @@ def _default_video_out(source):
 
 
 def _cmd_video(args):
-    from keras_fer.predict import process_video
+    from keras_fer.predict import parse_video_source, process_video
 
+    try:  # the source and model are checked before the model loads
+        parse_video_source(args.source)
+    except ValueError as err:
+        _error("video", err)
+        return 1
+    problem = _model_problem(args.model)
+    if problem:
+        _error("video", problem)
+        return 1
     try:
         predictor = _predictor(args)
         print(_describe_model(predictor) + f"; detector {predictor.detector_name}")

@@ -447,3 +447,52 @@ def test_cli_help_for_each_command():
         assert out.returncode == 0, out.stderr
         for word in words:
             assert word in out.stdout, (argv, word)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def _bomb_png(width, height):
+    """A PNG whose header claims width x height pixels, with a tiny IDAT (PIL refuses it as
+    a decompression bomb from the header alone)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0,
+                                                              0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def test_cli_bad_files_are_reported_and_the_others_still_processed(model_path, files, tmp_path,
+                                                                   capsys):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_bomb_png(30000, 30000))
+    missing = tmp_path / "missing.png"
+    code, out, err = _run(capsys, "predict", files["two"], bomb, missing, files["blank"],
+                          "--json", "--model", model_path)
+    assert code == 1
+    doc = json.loads(out)
+    assert [image["path"] for image in doc["images"]] == [files["two"], str(bomb), str(missing),
+                                                          files["blank"]]
+    two, bombed, absent, blank = doc["images"]
+    assert len(two["faces"]) == 2 and blank["faces"] == []
+    assert "too many pixels" in bombed["error"] and "does not exist" in absent["error"]
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and "Traceback" not in err
+    assert lines[0] == f"keras-fer predict: error: {missing}: file does not exist"  # at once
+    assert str(bomb) in lines[1] and "too many pixels" in lines[1]
+    # Only bad files: nothing to do, the model is not even loaded.
+    code, out, err = _run(capsys, "predict", missing, tmp_path, "--model", model_path)
+    assert code == 1 and out == ""
+    assert err.splitlines() == [f"keras-fer predict: error: {missing}: file does not exist",
+                                f"keras-fer predict: error: {tmp_path}: is a folder, not an "
+                                f"image file"]
+
+
+def test_empty_batch_in_the_app(predictor):
+    assert predictor.predict_crops([]) == []
+    assert predictor.probabilities(np.zeros((0, 48, 48, 1), np.float32)).shape == (0, 7)
