@@ -343,3 +343,20 @@ def test_unknown_option_and_tiny_input():
         create_model("resnet18", input_shape=(64, 96, 3), attention="hfc")
     assert create_model("resnet18", input_shape=(64, 96, 3), attention="hfc",
                         attention_options={"non_square": "pad"}).output_shape == (None, 7)
+
+
+def test_default_hfc_cutoff_adapts_on_maps_too_small_for_one_bin():
+    # The README's call: the last hooked stage of a ResNet18 on 48x48 sees a 3x3 map, where a
+    # 1-bin cutoff leaves no high frequency. Larger maps keep the paper's 1-bin default.
+    model = create_model("resnet18", input_shape=(48, 48, 1), attention="hfc",
+                         width_multiplier=0.25)
+    modules = {layer.name: layer for layer in model.backbone.layers
+               if layer.name.startswith("attention_")}
+    assert (modules["attention_after_layer3"].cutoff,
+            modules["attention_after_layer3"].relative_cutoff) == (0.25, True)
+    assert (modules["attention_after_stem"].cutoff,
+            modules["attention_after_stem"].relative_cutoff) == (1.0, False)
+    # An explicit cutoff is still the user's choice, and still checked.
+    with pytest.raises(ValueError, match="leaves no high frequency for a 3x3 input"):
+        create_model("resnet18", input_shape=(48, 48, 1), attention="hfc",
+                     attention_cutoff=1.0, width_multiplier=0.25)

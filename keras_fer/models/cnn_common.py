@@ -112,8 +112,27 @@ def attention_module(attention, name, attention_cutoff=None, attention_options=N
     return HighFrequencyAttention(query=attention, name=full_name, **options)
 
 
+# Where the default 1-bin cutoff would leave a small map (3x3 and below: the last stage of a
+# ResNet on 48x48 faces) no high frequency, the module takes the zoo's relative cutoff
+# instead: a quarter of the map's half size.
+SMALL_MAP_RELATIVE_CUTOFF = 0.25
+
+
 def apply_attention(x, point, attention, attention_cutoff=None, attention_options=None):
-    """``x`` through the module for hook ``point`` (unchanged when attention is None)."""
+    """``x`` through the module for hook ``point`` (unchanged when attention is None).
+
+    With no cutoff given, a frequency attention keeps the layer's 1-bin default wherever it
+    leaves high frequencies and adapts on maps too small for it (``create_model("resnet18",
+    input_shape=(48, 48, 1), attention="hfc")`` used to fail on its 3x3 last stage).
+    """
+    options = dict(attention_options or {})
+    if (attention in FREQUENCY_ATTENTIONS and attention_cutoff is None
+            and "cutoff" not in options and not options.get("relative_cutoff")):
+        height, width = x.shape[1], x.shape[2]
+        if height is not None and width is not None and min(height, width) // 2 <= 1:
+            attention_cutoff = SMALL_MAP_RELATIVE_CUTOFF
+            options["relative_cutoff"] = True
+            attention_options = options
     module = attention_module(attention, point, attention_cutoff, attention_options)
     return x if module is None else module(x)
 
