@@ -706,3 +706,14 @@ def test_one_corrupt_byte_is_skipped_with_on_error_skip(tmp_path):
     ds = kd.load("image_folder", root, on_error="skip")
     assert len(ds) == 3 and [s[0] for s in ds.skipped] == [bad]
     assert sum(len(x) for x, _ in ds.to_tf_dataset(image_size=(16, 16), batch_size=4)) == 3
+
+
+def test_16bit_png_is_scaled_by_257_not_stretched(tmp_path):
+    from keras_fer.datasets import read_image
+
+    values = np.array([[0, 257 * 10], [257 * 100, 257 * 128]], dtype=np.uint16)  # max 128/255
+    path = str(tmp_path / "deep.png")
+    Image.fromarray(values).save(path)
+    with Image.open(path) as img:
+        assert img.mode.startswith("I")
+    np.testing.assert_array_equal(read_image(path), [[0, 10], [100, 128]])

@@ -28,8 +28,10 @@ def read_image(path, mode="L"):
             if img.mode == "P":
                 img = img.convert("RGB")
             elif img.mode.startswith("I;16") or img.mode == "I":
+                # A fixed 16 -> 8 bit map (65535 -> 255, i.e. / 257), as for 8-bit files:
+                # stretching each image by its own maximum changed its brightness.
                 arr = np.asarray(img, dtype=np.float64)
-                img = Image.fromarray(np.uint8(np.clip(arr / max(arr.max(), 1) * 255, 0, 255)))
+                img = Image.fromarray(np.uint8(np.clip(np.round(arr / 257.0), 0, 255)))
             array = np.asarray(img.convert(mode))
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") from None
