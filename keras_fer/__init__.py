@@ -5,6 +5,8 @@ import os as _os
 
 # Keras 3 picks its backend at import time; the zoo's SavedModel export needs TensorFlow.
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Whether the user chose TensorFlow's log level (the command line quietens it further if not).
+_TF_LOG_LEVEL_FROM_USER = "TF_CPP_MIN_LOG_LEVEL" in _os.environ
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0.dev0"

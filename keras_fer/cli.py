@@ -43,6 +43,16 @@ def _set_keys_help():
     return "\n".join(lines)
 
 
+# The --set keys are listed only when the help is shown: TrainConfig's package imports
+# TensorFlow (seconds), which every other command would otherwise pay for at start-up.
+_SET_KEYS_EPILOG = object()
+
+
+class _TrainHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    def add_text(self, text):
+        super().add_text(_set_keys_help() if text is _SET_KEYS_EPILOG else text)
+
+
 def _check_data_args(dataset, root, split=None):
     """The cheap checks that would otherwise fail only after a model was built or data read."""
     from keras_fer.datasets import list_datasets
@@ -165,7 +175,7 @@ def build_parser():
         "keras-fer train --set arch=mini_xception dataset=fer2013 "
         "data_root=/data/fer2013.csv.gz train_split=Training val_split=PublicTest "
         "epochs=30 out_dir=runs/mx",
-        epilog=_set_keys_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_SET_KEYS_EPILOG, formatter_class=_TrainHelpFormatter)
     tr.add_argument("recipe", nargs="?", metavar="RECIPE",
                     help="vit_vs_cnn, hfc_attention, vit_sam_avfer, neural_resizer, "
                          "generator_mnist, generator_faces, synthetic_augmentation or "
@@ -198,6 +208,9 @@ def build_parser():
 
 
 def main(argv=None):
+    from keras_fer import _quiet_tf
+
+    _quiet_tf.install()  # before anything imports TensorFlow: no start-up noise
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

@@ -151,12 +151,15 @@ def _error(command, err):
 
 
 def _predictor(args):
+    from keras_fer import _quiet_tf
     from keras_fer.predict import Predictor
 
-    return Predictor(model=args.model, detector=args.detector, min_face=args.min_face,
-                     margin=args.margin, threshold=args.threshold,
-                     detector_model=args.detector_model, grayscale=not args.colour,
-                     backend=args.backend)
+    # TFLite announces its CPU delegate on stderr when the interpreter is made.
+    with _quiet_tf.filtered_stderr(_quiet_tf.log_level()):
+        return Predictor(model=args.model, detector=args.detector, min_face=args.min_face,
+                         margin=args.margin, threshold=args.threshold,
+                         detector_model=args.detector_model, grayscale=not args.colour,
+                         backend=args.backend)
 
 
 def _describe_model(predictor):
