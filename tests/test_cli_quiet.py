@@ -58,8 +58,11 @@ def test_missing_input_is_reported_before_tensorflow_is_imported(tmp_path):
         assert out.returncode == 1, (argv, out.stderr)
         assert out.stdout == "tensorflow imported: False\n", (argv, out.stdout)
         line = out.stderr.splitlines()[-1]  # after "no IMAGE given: ..." when there is none
-        assert "Traceback" not in out.stderr and line.startswith(f"keras-fer {argv[0]}: error: ") and message in line
-        assert seconds < 20, seconds  # importing TensorFlow alone takes longer here
+        assert "Traceback" not in out.stderr and message in line
+        assert line.startswith(f"keras-fer {argv[0]}: error: ")
+        # Well under a second here (TensorFlow's import alone takes 8 s); the bound is loose
+        # for loaded machines, the sys.modules check above is the strict one.
+        assert seconds < 20, seconds
 
 
 def test_cli_prints_no_tensorflow_start_up_noise(tmp_path):
