@@ -27,6 +27,9 @@ def load_model(path, compile=False):
     keras-fer's custom classes were imported first; this makes sure they are."""
     import keras
 
-    import keras_fer.layers  # noqa: F401  (registers the custom layers a file may use)
+    import keras_fer.layers  # (registers the custom layers a file may use)
 
-    return keras.saving.load_model(path, safe_mode=True, compile=compile)
+    model = keras.saving.load_model(path, safe_mode=True, compile=compile)
+    # Files saved before the oneDNN workaround hold stock strided 1x1 convolutions.
+    keras_fer.layers.make_onednn_safe(model)
+    return model

@@ -91,6 +91,8 @@ def create_model(arch, num_classes=7, input_shape=None, **options):
     Resizer (seed 004) in front: ``input_shape`` is then the small image and the backbone is
     built at the resizer's ``target_size`` (see ``keras_fer.models.resizer_front``).
     """
+    from keras_fer.layers.onednn_safe import make_onednn_safe
+
     spec = get_architecture(arch)
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
@@ -101,5 +103,8 @@ def create_model(arch, num_classes=7, input_shape=None, **options):
     if resizer not in (None, False):
         from keras_fer.models.resizer_front import with_neural_resizer
 
-        return with_neural_resizer(arch, num_classes, input_shape, resizer, **options)
-    return spec.builder(num_classes=num_classes, input_shape=input_shape, **options)
+        model = with_neural_resizer(arch, num_classes, input_shape, resizer, **options)
+    else:
+        model = spec.builder(num_classes=num_classes, input_shape=input_shape, **options)
+    make_onednn_safe(model)
+    return model

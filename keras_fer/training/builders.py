@@ -71,17 +71,11 @@ def build_callbacks(config):
 def set_batchnorm_momentum(model, momentum):
     """Sets ``momentum`` on every BatchNormalization layer of ``model``, nested models included.
     Returns how many layers were changed (0 tells the caller the option had no effect)."""
+    from keras_fer.layers.walk import iter_layers
+
     changed = 0
-    stack = [model]
-    seen = set()
-    while stack:
-        layer = stack.pop()
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
+    for layer in iter_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = float(momentum)
             changed += 1
-        stack.extend(getattr(layer, "layers", None) or [])
-        stack.extend(getattr(layer, "_layers", None) or [])
     return changed

@@ -138,6 +138,7 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
     ``create_model(config.arch, ...)`` (built under the strategy's scope by the caller).
     """
     from keras_fer.datasets.pipeline import make_dataset
+    from keras_fer.layers.onednn_safe import make_onednn_safe
     from keras_fer.models import create_model
 
     if not isinstance(config, TrainConfig):
@@ -170,6 +171,8 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
         if model is None:
             model = create_model(config.arch, num_classes=num_classes,
                                  input_shape=config.input_shape, **config.arch_options)
+    # A model passed in may hold stock strided 1x1 convolutions (keras_fer.layers.onednn_safe).
+    make_onednn_safe(model)
     if config.bn_momentum is not None:
         changed = set_batchnorm_momentum(model, config.bn_momentum)
         if config.verbose:
