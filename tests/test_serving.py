@@ -367,3 +367,24 @@ def test_empty_batch_gives_empty_outputs(exported):
         # A non-empty batch still goes through the model.
         one = loaded.signatures["serving_default"](images=tf.constant([exported.png["grey_48"]]))
         assert one["probabilities"].shape == (1, 3)
+
+
+def test_serve_preprocessed_refuses_nan_and_the_wrong_size(exported):
+    """NaN pixels used to come out as NaN probabilities labelled with the first class, and
+    pixels of another size were accepted (the signature's declared shape is not enforced)."""
+    import tensorflow as tf
+
+    fn = exported.loaded["grey"].signatures["serve_preprocessed"]
+    x = np.full((3, 24, 24, 1), 128.0, np.float32)
+    x[1, 5, 5, 0] = np.nan
+    x[2, 0, 0, 0] = np.inf
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"pixels: NaN or infinite values in the images at batch index "
+                             r"\[1 2\]"):
+        fn(pixels=tf.constant(x))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"this model takes images of shape \(N, 24, 24, 1\).*got a batch "
+                             r"of shape \[2 32 32 1\]"):
+        fn(pixels=tf.constant(np.full((2, 32, 32, 1), 128.0, np.float32)))
+    out = fn(pixels=tf.constant(x[:1]))  # finite pixels at the right size still work
+    assert np.isfinite(out["probabilities"].numpy()).all()

@@ -304,6 +304,13 @@ def test_load_serving_rebuilds_a_damaged_or_foreign_export(homes, tmp_path):
         entry, path, entry.files[entry.keras_file]["sha256"])))
     with pytest.warns(RuntimeWarning, match=r"holds a model of 4 classes"):
         check(zoo.load_serving(name))
+    # An export by an older export_serving (before serve_preprocessed checked its input) is
+    # redone, so a cached export gets the checks of the installed version.
+    recorded = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**recorded, "export_format": 1}))
+    with pytest.warns(RuntimeWarning, match="is for another model or version"):
+        check(zoo.load_serving(name))
+    assert json.loads(manifest.read_text())["export_format"] == serving.EXPORT_FORMAT
     # Intact now: served as it is, not exported again.
     mtime = (path / "saved_model.pb").stat().st_mtime_ns
     with warnings.catch_warnings():

@@ -185,8 +185,11 @@ def load_serving(name):
 
 
 def _export_manifest(entry, path, keras_sha):
+    from keras_fer.zoo.serving import EXPORT_FORMAT
+
     return {"name": entry.name, "keras_sha256": keras_sha,
-            "serving_version": entry.serving_version, "files": store.hash_tree(path)}
+            "serving_version": entry.serving_version, "export_format": EXPORT_FORMAT,
+            "files": store.hash_tree(path)}
 
 
 def _export_problem(entry, path, manifest, keras_sha):
@@ -201,8 +204,11 @@ def _export_problem(entry, path, manifest, keras_sha):
         return f"no manifest {manifest} (an export from an older keras-fer, or interrupted)"
     except (OSError, ValueError) as err:
         return f"unreadable manifest {manifest} ({err})"
+    from keras_fer.zoo.serving import EXPORT_FORMAT
+
+    # export_format: an export written by an older export_serving lacks its later checks.
     expected = {"name": entry.name, "keras_sha256": keras_sha,
-                "serving_version": entry.serving_version}
+                "serving_version": entry.serving_version, "export_format": EXPORT_FORMAT}
     if not isinstance(recorded, dict) or \
             {k: recorded.get(k) for k in expected} != expected:
         return f"the manifest {manifest} is for another model or version"

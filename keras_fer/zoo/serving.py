@@ -23,7 +23,9 @@ rounded to whole grey levels. Normalisation is inside the model.
 Errors: an empty string or bytes that are no known image format fail with an
 ``InvalidArgumentError`` naming the batch index (``images[2]: not a JPEG, PNG, GIF, BMP or
 WebP image``); corrupt pixel data fails in the decoder (``Invalid JPEG data or crop window``,
-``Invalid PNG data``). TF Serving returns such errors as HTTP 400 with
+``Invalid PNG data``). ``serve_preprocessed`` refuses pixels of another size than the model's
+and NaN or infinite pixels, naming the shape or the batch indices (``check_pixels``). TF
+Serving returns such errors as HTTP 400 with
 ``{"error": "<the message>"}`` (gRPC: INVALID_ARGUMENT) for the whole request.
 """
 
@@ -36,6 +38,9 @@ import numpy as np
 
 from keras_fer.zoo import store
 
+#: Version of what export_serving writes, recorded in the zoo's export manifests: a cached
+#: export of an older format (2: serve_preprocessed checks shape and finiteness) is redone.
+EXPORT_FORMAT = 2
 SERVING_SIGNATURE = "serving_default"
 PREPROCESSED_SIGNATURE = "serve_preprocessed"
 CLASS_NAMES_SIGNATURE = "class_names"
@@ -160,6 +165,33 @@ def decode_images(images, image_size, channels, max_pixels=DEFAULT_MAX_PIXELS):
         [image_size[0], image_size[1], channels], tf.float32))
 
 
+def check_pixels(pixels, image_size, channels):
+    """``pixels`` with run-time checks for ``serve_preprocessed``: a saved signature does not
+    enforce its declared input shape (TF Serving and ``loaded.signatures[...]`` feed any
+    shape, and a convolutional model runs on any size, answering for an image it never saw),
+    and a NaN pixel would come out as NaN probabilities labelled with the first class. Both
+    fail instead with an ``InvalidArgumentError`` saying what was expected."""
+    import tensorflow as tf
+
+    expected = [int(image_size[0]), int(image_size[1]), int(channels)]
+    got = tf.shape(pixels, out_type=tf.int64)  # the shape fed, read at run time
+    shape_ok = tf.logical_and(tf.equal(tf.size(got), 4),
+                              tf.reduce_all(tf.equal(got[1:], tf.constant(expected, tf.int64))))
+    shape_check = tf.debugging.Assert(shape_ok, [tf.strings.format(
+        "pixels: this model takes images of shape (N, {}, {}, {}) (height, width, channels), "
+        "got a batch of shape {}; resize them first, or send encoded images to "
+        "serving_default, which resizes", (*expected, got))])
+    with tf.control_dependencies([shape_check]):
+        finite = tf.reduce_all(tf.math.is_finite(tf.reshape(pixels, [tf.shape(pixels)[0], -1])),
+                               axis=-1)
+    bad = tf.cast(tf.where(tf.logical_not(finite))[:, 0], tf.int32)
+    finite_check = tf.debugging.Assert(tf.reduce_all(finite), [tf.strings.format(
+        "pixels: NaN or infinite values in the images at batch index {}; pixels must be "
+        "finite grey levels in [0, 255]", bad, summarize=-1)])
+    with tf.control_dependencies([finite_check]):
+        return tf.identity(pixels)
+
+
 def export_serving(model, export_dir, version=1, class_names=None, overwrite=False,
                    max_pixels=DEFAULT_MAX_PIXELS):
     """Writes the SavedModel of ``model`` to ``export_dir/<version>/`` and returns that path.
@@ -203,7 +235,8 @@ def export_serving(model, export_dir, version=1, class_names=None, overwrite=Fal
         lambda images: predict(decode_images(images, image_size, channels, max_pixels)),
         input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     archive.add_endpoint(
-        PREPROCESSED_SIGNATURE, predict,
+        PREPROCESSED_SIGNATURE,
+        lambda pixels: predict(check_pixels(pixels, image_size, channels)),
         input_signature=[tf.TensorSpec([None, *image_size, channels], tf.float32,
                                        name="pixels")])
     archive.add_endpoint(CLASS_NAMES_SIGNATURE,
