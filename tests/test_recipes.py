@@ -366,7 +366,13 @@ def test_zoo_checkpoints_smoke_trains_cross_validates_and_publishes(tmp_path, mo
     out = str(tmp_path / "out")
     argv = ["--smoke", "--out", out, "--models", "mini_xception.jaffe", "--max-folds", "1",
             "--publish", str(home)]
-    assert _run_recipe("zoo_checkpoints", argv) == 0
+    # The name ships with the package: without --overwrite the recipe stops before training
+    # (zoo.publish refused it only at the end, after the training).
+    with pytest.raises(SystemExit, match=r"cannot publish mini_xception.jaffe: .*shipped with "
+                                         r"keras-fer.*--overwrite"):
+        _run_recipe("zoo_checkpoints", argv)
+    assert not os.path.exists(os.path.join(out, "mini_xception.jaffe"))
+    assert _run_recipe("zoo_checkpoints", argv + ["--overwrite"]) == 0
     metrics = json.load(open(os.path.join(out, "mini_xception.jaffe", "metrics.json")))
     assert metrics["protocol"].startswith("1-fold subject-independent")
     assert len(metrics["fold_accuracies"]) == 1 and 0 <= metrics["accuracy"] <= 1
@@ -387,6 +393,28 @@ def test_zoo_checkpoints_smoke_trains_cross_validates_and_publishes(tmp_path, mo
     np.testing.assert_allclose(model.predict(x, verbose=0), trained.predict(x, verbose=0),
                                atol=1e-6)
     assert list(model.class_names) == list(trained.class_names)
+
+    # --bundle replaces the packaged entry on purpose (here a copy of the package's folder).
+    import shutil
+
+    from keras_fer.zoo import store
+
+    bundled = tmp_path / "bundled"
+    (bundled / "entries").mkdir(parents=True)
+    shutil.copy(store.BUNDLED_DIR / "entries" / "mini_xception.jaffe.json", bundled / "entries")
+    shutil.copytree(store.BUNDLED_DIR / "files" / "mini_xception.jaffe",
+                    bundled / "files" / "mini_xception.jaffe")
+    monkeypatch.setattr(store, "BUNDLED_DIR", bundled)
+    shutil.rmtree(home)  # so that zoo.describe reads the bundled entry
+    before = json.loads((bundled / "entries" / "mini_xception.jaffe.json").read_text())
+    argv = ["--smoke", "--out", out, "--models", "mini_xception.jaffe", "--max-folds", "1"]
+    assert _run_recipe("zoo_checkpoints", argv + ["--bundle"]) == 0  # the runs are done
+    after = json.loads((bundled / "entries" / "mini_xception.jaffe.json").read_text())
+    assert after["files"] != before["files"]
+    np.testing.assert_allclose(zoo.load("mini_xception.jaffe").predict(x, verbose=0),
+                               trained.predict(x, verbose=0), atol=1e-6)
+    with pytest.raises(SystemExit):  # --overwrite belongs to --publish
+        _run_recipe("zoo_checkpoints", argv + ["--bundle", "--overwrite"])
 
 
 def test_keras_fer_train_runs_a_recipe_by_name(capsys):

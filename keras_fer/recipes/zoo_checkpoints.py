@@ -2,7 +2,7 @@
 every model card.
 
     keras-fer train zoo_checkpoints --models mini_xception.ckplus48 [--data-root DIR]
-        [--out runs/zoo] [--publish DIR | --bundle] [--smoke] [--epochs N]
+        [--out runs/zoo] [--publish DIR [--overwrite] | --bundle] [--smoke] [--epochs N]
 
 Entries (``ENTRIES``), each a fixed training setting so that its numbers can be reproduced:
 
@@ -23,7 +23,11 @@ Entries (``ENTRIES``), each a fixed training setting so that its numbers can be 
 
 ``--publish DIR`` writes each entry with ``keras_fer.zoo.publish`` (``.keras``, a TF Serving
 SavedModel, the model card, the registry entry); ``--bundle`` writes it into the package (the
-small models that ship with keras-fer). Runs resume after a kill, as every recipe does.
+small models that ship with keras-fer), replacing the packaged entry of that name: that is
+what it is for. Every entry's name ships with the package, so ``--publish DIR`` needs
+``--overwrite`` to publish a name that already exists (the package's included: a user entry
+shadows the packaged one for every ``zoo.load``); without it the recipe stops before training.
+Runs resume after a kill, as every recipe does.
 ``--smoke``: tiny synthetic data in the real formats, 1 epoch: checks the plumbing only.
 """
 
@@ -103,13 +107,51 @@ def parse_args(argv=None):
     where.add_argument("--publish", default=None, metavar="DIR",
                        help="publish each trained entry into DIR (keras_fer.zoo.publish)")
     where.add_argument("--bundle", action="store_true",
-                       help="publish into the package itself (the models keras-fer ships)")
+                       help="publish into the package itself (the models keras-fer ships), "
+                            "replacing the packaged entry of the same name")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --publish: replace an entry of the same name (the packaged "
+                        "ones included, which the new entry then shadows)")
     p.add_argument("--folds", type=int, default=None,
                    help=f"subject folds (default {FOLDS}; 2 with --smoke)")
     p.add_argument("--max-folds", type=int, default=None, help="folds run (default: all)")
     args = p.parse_args(argv)
+    if args.overwrite and not args.publish:
+        p.error("--overwrite goes with --publish DIR (--bundle always replaces the packaged "
+                "entry)")
     args.models = ",".join(C.selected(tuple(ENTRIES), args.models, "models"))
     return args
+
+
+def publish_overwrite(name, args):
+    """The ``overwrite`` passed to ``zoo.publish``: ``--overwrite``, or ``--bundle`` for a name
+    the package already ships (replacing it is the point of ``--bundle``)."""
+    from keras_fer.zoo import store
+
+    if args.bundle:
+        return (store.BUNDLED_DIR / "entries" / f"{name}.json").is_file()
+    return bool(args.overwrite)
+
+
+def check_publishable(names, args):
+    """Stops before any training if publishing would be refused at the end (a name that
+    exists, without ``--overwrite``), rather than after hours of it."""
+    if not (args.publish or args.bundle):
+        return
+    from pathlib import Path
+
+    from keras_fer.zoo import store
+    from keras_fer.zoo.publish import _refuse_existing
+
+    root = store.BUNDLED_DIR if args.bundle else Path(args.publish)
+    for name in names:
+        if publish_overwrite(name, args):
+            continue
+        model_dir = root / ("files" if args.bundle else "models") / name
+        try:
+            _refuse_existing(name, root / "entries" / f"{name}.json", model_dir)
+        except FileExistsError as err:
+            raise SystemExit(f"{RECIPE}: cannot publish {name}: {err}") from None
 
 
 def entry_settings(name, args):
@@ -292,6 +334,7 @@ def run_entry(name, args):
 
         trained = load_model(model_path)
         zoo.publish(trained, name, metrics, out_dir=args.publish, bundle=args.bundle,
+                    overwrite=publish_overwrite(name, args),
                     dataset=spec["dataset"], protocol=metrics["protocol"],
                     recipe=command_line(name, args), evaluation_dir=eval_dir,
                     description=spec["description"], licence=LICENCE[spec["dataset"]],
@@ -304,6 +347,7 @@ def run_entry(name, args):
 def main(argv=None):
     args = C.prepare(parse_args(argv), RECIPE, SMOKE_DATA)
     print(C.sizes_note(C.mode_of(args)))
+    check_publishable(args.models.split(","), args)
     results = {name: run_entry(name, args) for name in args.models.split(",")}
     C.write_json(os.path.join(args.out, "results.json"), results)
     return 0
