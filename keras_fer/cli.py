@@ -6,13 +6,6 @@ import os
 import sys
 
 
-def _cmd_demo(args):
-    from keras_fer.demo import run_demo
-
-    acc = run_demo(out_dir=args.out, epochs=args.epochs)
-    return 0 if acc > 0 else 1
-
-
 def _parse_value(text):
     import json
 
@@ -78,7 +71,7 @@ def _cmd_train(args):
             raise SystemExit(f"keras-fer train: unknown recipe {args.recipe!r}; recipes: "
                              f"{', '.join(RECIPES)}")
         return run_recipe(args.recipe, args.recipe_args)
-    if not args.config and not args.set:
+    if not args.config and not args.set and not args.init:
         args.parser.print_usage(sys.stderr)
         print("keras-fer train: give a RECIPE, --config FILE or --set KEY=VALUE ... "
               "(keras-fer train --help lists the keys)", file=sys.stderr)
@@ -95,6 +88,8 @@ def _cmd_train(args):
             raise UsageError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         values[key] = _parse_value(value)
+    if args.init:
+        values["init"] = args.init
     try:
         config = TrainConfig.from_dict(values)
     except (TypeError, ValueError) as err:
@@ -155,16 +150,11 @@ def build_parser():
         description="keras-fer: facial expression recognition models for Keras 3.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser(
-        "demo",
-        help="train a small attention CNN on embedded synthetic faces (no download, CPU only)",
-        description="Draws synthetic cartoon faces, trains a compact CNN with high-frequency "
-        "attention using SAM and the F-PDLS loss, prints held-out accuracy and exports the "
-        "model (.keras + SavedModel).",
-    )
-    demo.add_argument("--out", default="keras-fer-demo", help="output folder (default: %(default)s)")
-    demo.add_argument("--epochs", type=int, default=4, help="training epochs (default: %(default)s)")
-    demo.set_defaults(func=_cmd_demo)
+    # The app's commands (predict, video, demo) and the zoo's are defined beside their code.
+    from keras_fer.app.cli import add_demo_parser, add_predict_parsers
+    from keras_fer.zoo.cli import add_zoo_parser
+
+    add_demo_parser(sub)
 
     tr = sub.add_parser(
         "train", help="run a recipe, or train from a TrainConfig JSON file / key=value settings",
@@ -185,6 +175,10 @@ def build_parser():
     tr.add_argument("--config", help="a JSON file of TrainConfig fields")
     tr.add_argument("--set", nargs="*", metavar="KEY=VALUE",
                     help="TrainConfig fields (JSON values; bare words are strings)")
+    tr.add_argument("--init", metavar="SOURCE",
+                    help="start from trained weights, then train with this config's schedule "
+                         "(warm restart): zoo:NAME, a .keras file or an earlier run's out_dir; "
+                         "the run's training_history.json continues the source's")
     tr.set_defaults(func=_cmd_train, parser=tr)
 
     ev = sub.add_parser("evaluate", help="evaluate a saved .keras model on a dataset split",
@@ -197,12 +191,7 @@ def build_parser():
     ev.add_argument("--out", default="evaluation", help="output folder (default: %(default)s)")
     ev.set_defaults(func=_cmd_evaluate)
 
-    from keras_fer.predict_cli import add_predict_parsers
-
     add_predict_parsers(sub)
-
-    from keras_fer.zoo.cli import add_zoo_parser
-
     add_zoo_parser(sub)
     return parser
 

@@ -25,12 +25,14 @@ def build_optimizer(config, steps_per_epoch):
         if steps_per_epoch is None:
             raise ValueError("schedule='cosine' needs a dataset of known length")
         lr = keras.optimizers.schedules.CosineDecay(lr, steps_per_epoch * config.epochs)
+    ema = ({"use_ema": True, "ema_momentum": config.ema_momentum}
+           if config.ema_momentum else {})
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(lr, momentum=config.momentum,
-                                    weight_decay=config.weight_decay or None)
+                                    weight_decay=config.weight_decay or None, **ema)
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(lr, weight_decay=config.weight_decay or None)
-    return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay or 0.004)
+        return keras.optimizers.Adam(lr, weight_decay=config.weight_decay or None, **ema)
+    return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay or 0.004, **ema)
 
 
 def build_loss(config, prior=None):

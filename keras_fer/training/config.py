@@ -66,12 +66,24 @@ class TrainConfig:
     CK+48) then evaluates with moving statistics that still remember the first, untrained
     steps, so inference accuracy can sit far below training accuracy. 0.9 (PyTorch's
     default) follows the weights within ~10 steps.
+
+    ``init`` starts from trained weights instead of a random initialisation, then trains with
+    this config's own schedule (a warm restart): ``"zoo:NAME"`` (a zoo entry: bundled, cached
+    or downloaded), a ``.keras`` file, or the ``out_dir`` of an earlier run. The model's
+    architecture then comes from that source (``arch``/``arch_options`` are ignored); a
+    different class count gets a new head. The run's ``training_history.json`` continues the
+    source's history (``keras_fer.training.warm_start``).
+
+    ``ema_momentum`` keeps an exponential moving average of the weights (Keras' optimizer
+    ``use_ema``; 0.999 averages over ~1000 steps): validation, the best-model file and the
+    final model use the averaged weights.
     """
 
     # model
     arch: str = "mini_xception"
     arch_options: dict = dataclasses.field(default_factory=dict)
     input_shape: Optional[tuple] = None
+    init: Optional[str] = None
     # data
     dataset: Optional[str] = None
     data_root: Optional[str] = None
@@ -106,6 +118,7 @@ class TrainConfig:
     early_stopping_patience: Optional[int] = None
     mixed_precision: Optional[str] = None
     bn_momentum: Optional[float] = None
+    ema_momentum: Optional[float] = None
     # infrastructure
     strategy: str = "default"
     cpus: Optional[int] = None
@@ -145,6 +158,12 @@ class TrainConfig:
             positive(field, strict=False)
         if self.bn_momentum is not None and not 0.0 <= self.bn_momentum < 1.0:
             raise ValueError(f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
+        if self.ema_momentum is not None and not 0.0 < self.ema_momentum < 1.0:
+            raise ValueError(f"ema_momentum must be in (0, 1), got {self.ema_momentum}")
+        if self.init is not None:
+            from keras_fer.training.warm_start import check_init
+
+            check_init(self.init)
         if not 0 <= self.fold < self.folds:
             raise ValueError(f"fold must be in [0, folds={self.folds}), got {self.fold}")
         if not 0 < self.step_factor < 1 or not 0 < self.plateau_factor < 1:

@@ -15,9 +15,11 @@ from keras_fer.training.builders import (
     build_optimizer,
     set_batchnorm_momentum,
 )
+from keras_fer.training import warm_start
+from keras_fer.training.callbacks import BestModel
 from keras_fer.training.config import TrainConfig
 from keras_fer.training.loop import Trainer
-from keras_fer.training.strategy import make_strategy, split_cpu
+from keras_fer.training.strategy import is_chief, make_strategy, split_cpu
 
 
 @dataclasses.dataclass
@@ -167,8 +169,18 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
         if val_data is not None:
             print(f"val:   {len(val_data)} images {dict(val_data.class_counts())}")
 
+    inherited_path = os.path.join(config.out_dir, warm_start.INHERITED_FILE)
     with strategy.scope():
-        if model is None:
+        if model is None and config.init:
+            model, inherited = warm_start.load_initial_model(
+                config.init, num_classes, list(train_data.classes))
+            if config.input_shape and tuple(model.input_shape[1:]) != tuple(config.input_shape):
+                raise ValueError(f"init={config.init!r} takes {tuple(model.input_shape[1:])} "
+                                 f"inputs, but input_shape={tuple(config.input_shape)}")
+            # Kept in the run folder: a resumed run may no longer reach its source.
+            if is_chief(strategy) and not os.path.exists(inherited_path):
+                warm_start.write_json_atomically(inherited_path, inherited)
+        elif model is None:
             model = create_model(config.arch, num_classes=num_classes,
                                  input_shape=config.input_shape, **config.arch_options)
     # A model passed in may hold stock strided 1x1 convolutions (keras_fer.layers.onednn_safe).
@@ -207,6 +219,8 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
                         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
 
     callbacks = build_callbacks(config) + list(extra_callbacks)
+    if val_data is not None and is_chief(strategy):
+        callbacks.append(BestModel(model, os.path.join(config.out_dir, "best.keras")))
     if config.tensorboard and val_data is not None:
         from keras_fer.training.tensorboard import FERTensorBoard
 
@@ -248,4 +262,8 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
                 model, val_ds, train_data.classes, os.path.join(config.out_dir, "evaluation"),
                 train_seconds=sum(h.get("epoch_seconds", 0.0) for h in history),
                 extra={"config": config.to_dict(), "val_dataset": val_data.name})
+        warm_start.write_json_atomically(
+            os.path.join(config.out_dir, warm_start.HISTORY_FILE),
+            warm_start.read_history(inherited_path)
+            + [warm_start.run_record(config, len(train_data), history, report)])
     return TrainResult(model, history, config.out_dir, report, seconds)

@@ -13,6 +13,7 @@ Resuming is exact when the data is: ``train_data(epoch)`` must give the same bat
 same epoch in every run (shuffle seeded by the epoch). Random augmentation is not replayed.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -277,20 +278,46 @@ class Trainer:
                                      "samples": samples + (before or {}).get("samples", 0.0)}
                     self.save()
             self._partial = None
-            if validation_data is not None:
-                logs.update({f"val_{k}": v for k, v in self.evaluate(validation_data).items()})
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(
-                self.model.optimizer.learning_rate))
-            logs["epoch_seconds"] = time.time() - t0
-            callbacks.on_epoch_end(epoch, logs)
+            # With EMA on, validation and the epoch-end callbacks (best model, TensorBoard)
+            # see the averaged weights; training and the checkpoint keep the raw ones.
+            with self._averaged_weights():
+                if validation_data is not None:
+                    logs.update({f"val_{k}": v
+                                 for k, v in self.evaluate(validation_data).items()})
+                logs["learning_rate"] = float(keras.ops.convert_to_numpy(
+                    self.model.optimizer.learning_rate))
+                logs["epoch_seconds"] = time.time() - t0
+                callbacks.on_epoch_end(epoch, logs)
             self.history.append({"epoch": epoch + 1, **logs})
             self._epoch.assign(epoch + 1)
             self._step.assign(0)
             self.save()
             if self.model.stop_training:
                 break
+        if self._uses_ema():
+            # The trained model is the averaged one (what model.fit leaves too).
+            self.model.optimizer.finalize_variable_values(self.model.trainable_variables)
         callbacks.on_train_end(logs=self.history[-1] if self.history else None)
         return self.history
+
+    def _uses_ema(self):
+        optimizer = self.model.optimizer
+        return bool(getattr(optimizer, "use_ema", False)) and optimizer.built
+
+    @contextlib.contextmanager
+    def _averaged_weights(self):
+        """The optimizer's moving averages in place of the weights, for the duration."""
+        if not self._uses_ema():
+            yield
+            return
+        variables = self.model.trainable_variables
+        raw = [v.numpy() for v in variables]
+        self.model.optimizer.finalize_variable_values(variables)
+        try:
+            yield
+        finally:
+            for variable, value in zip(variables, raw):
+                variable.assign(value)
 
     def evaluate(self, dataset):
         """Loss and compiled metrics over ``dataset`` (global batches), as a dict of floats."""

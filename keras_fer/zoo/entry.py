@@ -81,6 +81,7 @@ class ZooEntry:
     serving_version: int = 1
     created: str = ""
     software: dict = dataclasses.field(default_factory=dict)
+    training_history: list = dataclasses.field(default_factory=list)
 
     def __post_init__(self):
         check_name(self.name)
@@ -114,6 +115,10 @@ class ZooEntry:
                     or not isinstance(info.get("bytes"), int)):
                 raise ValueError(f"files[{path!r}] must be {{'sha256': 64 hex digits, 'bytes': "
                                  f"int}}, got {info!r}")
+        if not isinstance(self.training_history, list) or not all(
+                isinstance(run, dict) for run in self.training_history):
+            raise ValueError("training_history must be a list of runs (JSON objects), got "
+                             f"{type(self.training_history).__name__}")
         if isinstance(self.serving_version, bool) or not isinstance(self.serving_version, int) \
                 or self.serving_version < 1:
             raise ValueError(f"serving_version must be an integer >= 1, got "
@@ -195,6 +200,12 @@ class ZooEntry:
             lines.append(f"  metrics: {shown}")
         if self.recipe:
             lines.append(f"  recipe: {self.recipe}")
+        if self.training_history:
+            runs = self.training_history
+            seen = sum(run.get("images_seen") or 0 for run in runs)
+            lines.append(f"  training: {len(runs)} run(s), "
+                         f"{sum(run.get('epochs') or 0 for run in runs)} epochs, "
+                         f"{seen:,} images seen (training_history)")
         if self.files:
             total = sum(info["bytes"] for info in self.files.values())
             lines.append(f"  files: {len(self.files)} ({total / 1e6:.2f} MB), "

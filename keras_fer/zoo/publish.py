@@ -86,7 +86,7 @@ def _software():
 def publish(model, name, metrics=None, *, out_dir=None, version=1, dataset="", protocol="",
             recipe="", evaluation_dir=None, bundle=False, url=None, licence=DEFAULT_LICENCE,
             description="", intended_use=DEFAULT_INTENDED_USE, limitations=DEFAULT_LIMITATIONS,
-            overwrite=False):
+            overwrite=False, training_history=None):
     """Publishes ``model`` (a ``FERClassifier`` or a path to its ``.keras`` file) as zoo
     entry ``name`` (``arch.tag``) and returns the ``ZooEntry``.
 
@@ -102,6 +102,9 @@ def publish(model, name, metrics=None, *, out_dir=None, version=1, dataset="", p
         bundle: write into the package (``keras_fer/zoo/``) instead of ``out_dir``.
         url: base URL the files will be downloadable from (``<url>/<file>``).
         overwrite: replace an existing release of the same name.
+        training_history: the runs that made the weights (a list, or a run's
+            ``training_history.json``); default: that file in ``evaluation_dir``'s parent
+            (the run folder) when present.
     """
     check_name(name)
     if isinstance(model, (str, Path)):
@@ -118,6 +121,7 @@ def publish(model, name, metrics=None, *, out_dir=None, version=1, dataset="", p
         report = json.loads((evaluation_dir / "report.json").read_text())
     if report is not None and not isinstance(report, dict):
         raise ValueError(f"metrics must be a dict, got {type(report).__name__}")
+    training_history = _training_history(training_history, evaluation_dir)
     if bundle:
         root, model_dir = store.BUNDLED_DIR, store.BUNDLED_DIR / "files" / name
     else:
@@ -135,7 +139,7 @@ def publish(model, name, metrics=None, *, out_dir=None, version=1, dataset="", p
         description=description, intended_use=intended_use, limitations=limitations,
         serving_version=version,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        software=_software())
+        software=_software(), training_history=training_history)
     inference_model = inference_copy(model)
     # Everything is written into a hidden folder next to model_dir, then swapped in together
     # with the entry by store.commit_release, which undoes the swap if any step fails.
@@ -157,6 +161,21 @@ def publish(model, name, metrics=None, *, out_dir=None, version=1, dataset="", p
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return entry
+
+
+def _training_history(history, evaluation_dir):
+    from keras_fer.training.warm_start import HISTORY_FILE, read_history
+
+    if history is None:
+        if evaluation_dir is None:
+            return []
+        history = evaluation_dir.parent / HISTORY_FILE
+    if isinstance(history, (str, Path)):
+        return read_history(str(history))
+    if not isinstance(history, list):
+        raise ValueError(f"training_history must be a list or a path, got "
+                         f"{type(history).__name__}")
+    return history
 
 
 def _refuse_existing(name, entry_path, model_dir):
@@ -203,7 +222,7 @@ def write_model_card(folder, entry, report, model):
                   "class_names": entry.class_names, "params": count_params(model),
                   "outputs": "logits (the SavedModel returns softmax probabilities)"},
         "data": {"dataset": entry.dataset, "protocol": entry.protocol},
-        "training": {"recipe": entry.recipe},
+        "training": {"recipe": entry.recipe, "history": entry.training_history},
         "metrics": entry.metrics,
         # The whole report (per-class table, confusion matrix, extra protocols), less the
         # training config, which the recipe already names.
@@ -245,6 +264,17 @@ def model_card_markdown(card):
               "## Training recipe", ""]
     lines += (["```sh", card["training"]["recipe"], "```"] if card["training"]["recipe"]
               else ["not stated"])
+    history = card["training"].get("history") or []
+    if history:
+        lines += ["", "Training history (every run that produced these weights, oldest first):",
+                  "", "| run | command | starts from | epochs | images seen | "
+                  "validation / test metrics | finished |", "|---|---|---|---|---|---|---|"]
+        for i, run in enumerate(history, 1):
+            shown = ", ".join(f"{k} {_fmt(v)}" for k, v in (run.get("metrics") or {}).items())
+            start = (run.get("config") or {}).get("init") or "random initialisation"
+            lines.append(f"| {i} | `{run.get('command') or 'not stated'}` | {start} | "
+                         f"{run.get('epochs', '')} | {run.get('images_seen') or ''} | "
+                         f"{shown} | {run.get('finished', '')} |")
     lines += ["", "## Metrics", ""]
     if card["metrics"]:
         lines += ["| metric | value |", "|---|---|"]
