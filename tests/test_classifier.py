@@ -61,3 +61,23 @@ def test_registry_errors_name_the_problem():
     with pytest.raises(ValueError, match="input_shape"):
         create_model("tiny_test_arch", input_shape=(8, 8, 2))
     assert create_model("tiny_test_arch", num_classes=5).output_shape == (None, 5)
+
+
+@pytest.mark.parametrize("arch, options", [
+    ("mini_xception", {"width": 0.5}),
+    ("resnet18", {"attention": "hfc", "width_multiplier": 0.25}),
+])
+def test_empty_batch_gives_empty_logits(arch, options):
+    """TensorFlow's CPU convolutions return an empty batch unchanged (wrong shape), so a model
+    called on 0 images failed with 'expected axis -1 of input shape to have value 8'."""
+    import tensorflow as tf
+
+    model = create_model(arch, num_classes=7, input_shape=(48, 48, 1), **options)
+    out = model(np.zeros((0, 48, 48, 1), np.float32))
+    assert tuple(out.shape) == (0, 7)
+    traced = tf.function(lambda x: model(x, training=False))
+    assert tuple(traced(tf.zeros((0, 48, 48, 1))).shape) == (0, 7)
+    # Non-empty batches are untouched.
+    x = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 1)).astype("float32")
+    assert tuple(model(x).shape) == (2, 7)
+    np.testing.assert_allclose(model(x[:1]).numpy(), model(x).numpy()[:1], atol=1e-5)

@@ -68,6 +68,17 @@ class FERClassifier(keras.Model):
         self.class_names = list(class_names)
         self.arch, self.arch_options = arch, dict(arch_options or {})
 
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        # A batch of 0 images: TensorFlow's CPU convolutions return their input unchanged on
+        # an empty batch (no error, wrong shape), so the next layer failed with a confusing
+        # shape error. When the batch size is known to be 0 (eager calls, or graphs traced
+        # with that shape) the answer is an empty (0, classes) batch of logits. A graph with a
+        # dynamic batch size cannot branch here cheaply; the serving signatures do their own.
+        shape = getattr(inputs, "shape", None)
+        if shape is not None and len(shape) > 0 and shape[0] == 0:
+            return keras.ops.zeros((0, self.num_classes), dtype=self.outputs[0].dtype)
+        return super().call(inputs, training=training, mask=mask, **kwargs)
+
     def feature_model(self):
         """A model from the same input to (backbone output, logits), sharing weights."""
         return keras.Model(self.inputs, [self._taps["backbone"], self._taps["logits"]])
