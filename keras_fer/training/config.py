@@ -126,6 +126,13 @@ class TrainConfig:
     checkpoint_every: Optional[int] = None
     seed: int = 0
     tensorboard: bool = True
+    # TensorBoard extras (docs/training.md): train-side scalars every N steps (None: off), the
+    # model graph, weight histograms every N epochs (None: off), a profiler window of global
+    # steps (start, stop), 1-based and inclusive (None: off).
+    tensorboard_step_every: Optional[int] = 100
+    tensorboard_graph: bool = True
+    tensorboard_histogram_every: Optional[int] = None
+    profile_batches: Optional[tuple] = None
     verbose: int = 1
 
     def __post_init__(self):
@@ -152,8 +159,17 @@ class TrainConfig:
         choice("label_mode", ("onehot", "distribution"))
         for field in ("batch_size", "epochs", "learning_rate", "step_epochs", "folds",
                       "sam_rho", "checkpoint_every", "balance_per_class", "cpus",
-                      "early_stopping_patience", "plateau_patience"):
+                      "early_stopping_patience", "plateau_patience",
+                      "tensorboard_step_every", "tensorboard_histogram_every"):
             positive(field)
+        if self.profile_batches is not None:
+            window = tuple(self.profile_batches)
+            if (len(window) != 2 or any(isinstance(v, bool) or not isinstance(v, int)
+                                        for v in window) or not 1 <= window[0] <= window[1]):
+                raise ValueError(f"profile_batches must be (start, stop) with 1 <= start <= "
+                                 f"stop (global training steps, inclusive), got "
+                                 f"{self.profile_batches!r}")
+            self.profile_batches = window
         for field in ("weight_decay", "label_smoothing", "momentum"):
             positive(field, strict=False)
         if self.bn_momentum is not None and not 0.0 <= self.bn_momentum < 1.0:

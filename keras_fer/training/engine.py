@@ -221,11 +221,14 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
     callbacks = build_callbacks(config) + list(extra_callbacks)
     if val_data is not None and is_chief(strategy):
         callbacks.append(BestModel(model, os.path.join(config.out_dir, "best.keras")))
-    if config.tensorboard and val_data is not None:
+    if config.tensorboard:
         from keras_fer.training.tensorboard import FERTensorBoard
 
-        callbacks.append(FERTensorBoard(os.path.join(config.out_dir, "tensorboard"), model,
-                                        val_ds, train_data.classes))
+        callbacks.append(FERTensorBoard(
+            os.path.join(config.out_dir, "tensorboard"), model, val_ds, train_data.classes,
+            step_every=config.tensorboard_step_every, graph=config.tensorboard_graph,
+            histogram_every=config.tensorboard_histogram_every,
+            profile_batches=config.profile_batches, hparams=config.to_dict()))
     trainer = Trainer(trainee, strategy, checkpoint_dir=os.path.join(config.out_dir, "checkpoints"),
                       checkpoint_every=config.checkpoint_every, callbacks=callbacks,
                       verbose=config.verbose)
