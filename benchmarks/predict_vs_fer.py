@@ -13,7 +13,7 @@ by side, and ``--composites`` pictures made by pasting upscaled PublicTest faces
 
 **What runs**
 
-* ours: ``keras_fer.predict.Predictor(--model)``; ``random`` is an untrained mini-Xception of
+* ours: ``keras_fer.app.Predictor(--model)``; ``random`` is an untrained mini-Xception of
   the zoo model's architecture (48x48x1, width 2, dense head), to measure the app's speed
   before a trained model is published (its accuracy is chance). One row
   per ``--backends`` entry (``tflite``: the float32 TFLite copy; ``keras``: the Keras model),
@@ -70,7 +70,7 @@ def build_image_set(fer2013, work, num_faces, composites, seed=0):
     from PIL import Image
 
     from keras_fer import datasets
-    from keras_fer.predict import sample_image_path
+    from keras_fer.app import sample_image_path
 
     data = datasets.load("fer2013", fer2013, split="PublicTest")
     records = data.records
@@ -214,7 +214,7 @@ def fers(FER, load_image, fer_version):
 
 
 def sample_image():
-    from keras_fer.predict import sample_image_path
+    from keras_fer.app import sample_image_path
 
     return sample_image_path()
 
@@ -267,7 +267,7 @@ def main(argv=None):
     warnings.filterwarnings("ignore")
 
     from keras_fer.models import create_model
-    from keras_fer.predict import Predictor
+    from keras_fer.app import Predictor
 
     FER, load_image, fer_version, shimmed = import_fer()
     work = args.work or tempfile.mkdtemp(prefix="predict_vs_fer_")

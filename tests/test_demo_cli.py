@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from keras_fer.demo import DEMO_CLASSES, draw_faces, run_demo
+from keras_fer.app.demo import DEMO_CLASSES, draw_faces, run_demo
 
 
 def test_draw_faces_is_deterministic_and_balanced():

@@ -9,7 +9,7 @@ import pytest
 import keras
 
 from keras_fer.datasets.records import FERDataset, Record
-from keras_fer.demo import DEMO_CLASSES, draw_faces
+from keras_fer.app.demo import DEMO_CLASSES, draw_faces
 from keras_fer.models import FERClassifier, register_architecture
 from keras_fer.training import TrainConfig, train
 

@@ -1,5 +1,5 @@
 """One pixel convention end to end: the README's data path trains a model on [0, 255] and the
-app (``keras_fer.predict``, ``standardize_image``) feeds the same model the same values."""
+app (``keras_fer.app``, ``standardize_image``) feeds the same model the same values."""
 
 import numpy as np
 
@@ -11,7 +11,7 @@ from keras_fer.datasets import synthetic
 
 def test_readme_data_path_and_the_app_feed_the_same_pixels(tmp_path):
     from keras_fer.models import create_model
-    from keras_fer.predict import Predictor
+    from keras_fer.app import Predictor
 
     root = synthetic.write_fer2013(str(tmp_path), per_class_train=4, per_class_test=2)
     # The README's Data snippet, verbatim but for the path.

@@ -1,4 +1,4 @@
-"""The face-expression app: keras_fer.predict, `keras-fer predict` and `keras-fer video`.
+"""The face-expression app: keras_fer.app, `keras-fer predict` and `keras-fer video`.
 
 The model is a tiny mini-Xception saved to a temporary .keras file (never the zoo), with a
 random, large classifier kernel so that its probabilities are far from uniform: a
@@ -16,9 +16,8 @@ import sys
 import numpy as np
 import pytest
 
-from keras_fer.predict import (FacePrediction, Predictor, annotate, process_video,
-                               sample_image_path)
-from keras_fer.predict_cli import add_predict_parsers
+from keras_fer.app import FacePrediction, Predictor, annotate, process_video, sample_image_path
+from keras_fer.app.cli import add_predict_parsers
 
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -214,7 +213,7 @@ def test_numpy_standardisation_is_bytewise_the_pipeline_one():
     import tensorflow as tf
 
     from keras_fer.datasets.pipeline import standardize_image
-    from keras_fer.predict import standardize_numpy
+    from keras_fer.app.preprocessing import standardize_numpy
 
     rng = np.random.default_rng(7)
     for channels, size in ((1, (48, 48)), (3, (64, 64)), (1, (40, 56)), (3, (224, 224))):
@@ -242,17 +241,17 @@ def test_preprocess_matches_the_pipeline_for_huge_crops_too(predictor):
 
 def test_tensorflow_standardisation_is_used_if_numpy_ever_differs(model_path, photo,
                                                                   monkeypatch):
-    import keras_fer.predict as predict_module
+    import keras_fer.app.preprocessing as preprocessing
 
     reference = Predictor(model_path, backend="keras")
     expected = reference.predict(photo)
-    assert reference._numpy_standardize
-    original = predict_module.standardize_numpy
-    monkeypatch.setattr(predict_module, "standardize_numpy",
+    assert reference.preprocessor.uses_numpy
+    original = preprocessing.standardize_numpy
+    monkeypatch.setattr(preprocessing, "standardize_numpy",
                         lambda crop, c, size: original(crop, c, size) ^ np.uint8(1))
     predictor = Predictor(model_path, backend="keras")
     faces = predictor.predict(photo)
-    assert not predictor._numpy_standardize
+    assert not predictor.preprocessor.uses_numpy
     assert [f.probabilities for f in faces] == [f.probabilities for f in expected]
 
 

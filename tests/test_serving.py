@@ -30,7 +30,7 @@ def _encode(array, fmt, **kwargs):
 
 def _images():
     """Face-like test images of several sizes, grey, colour and RGBA, as PNG and JPEG."""
-    from keras_fer.demo import draw_faces
+    from keras_fer.app.demo import draw_faces
 
     faces = draw_faces(4, seed=5)[0]  # (4, 48, 48) uint8 grey cartoon faces
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""keras_fer.tflite and the Predictor's TFLite backend.
+"""keras_fer.app.tflite and the Predictor's TFLite backend.
 
 The reference for every TFLite output is the Keras model itself, called separately (a different
 runtime: TensorFlow kernels against TFLite/XNNPACK kernels), never the code under test.
@@ -12,9 +12,8 @@ import warnings
 import numpy as np
 import pytest
 
-from keras_fer import tflite
-from keras_fer.predict import Predictor, sample_image_path
-from keras_fer.tflite import TFLiteConversionError, TFLiteRunner, cached_tflite, to_tflite
+from keras_fer.app import Predictor, sample_image_path, tflite
+from keras_fer.app.tflite import TFLiteConversionError, TFLiteRunner, cached_tflite, to_tflite
 
 
 @pytest.fixture(autouse=True)
@@ -101,7 +100,7 @@ def test_tflite_and_keras_backends_give_the_same_probabilities_on_real_crops(mod
 def test_the_1e5_comparison_can_fail(model, content):
     """Dynamic-range quantisation changes the probabilities by far more than 1e-5, so the
     tolerance above is tight enough to see a different model; it is also 4x smaller."""
-    from keras_fer.predict import softmax
+    from keras_fer.app.predictor import softmax
 
     quantised = to_tflite(model, quantize="dynamic")
     assert len(quantised) < 0.5 * len(content)

@@ -39,54 +39,32 @@ import os
 import numpy as np
 
 from keras_fer.datasets.augment import augmentation_layers
-from keras_fer.datasets.image_io import ImageReadError, read_image
-from keras_fer.datasets.records import FERDataset
+from keras_fer.datasets.image_io import (ImageReadError, load_pixels_from_path, open_image,
+                                        read_image)
 
 #: Rec. 601 luma weights (PIL's "L" conversion, OpenCV's RGB2GRAY).
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 _TF_FORMATS = ("JPEG", "PNG", "BMP", "GIF")
 _TF_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-_GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 _LABEL_MODES = ("int", "onehot", "distribution", None)
 _NORMALIZATION_KEYS = ("mean", "std", "scale")
 
 
 def load_pixels(record):
-    """uint8 pixels of a record: its inline image, or its file read with ``read_image``.
-
-    Files are read as RGB when they hold colour and as grey otherwise, so colour is never
-    lost and grey is never tripled before it needs to be.
-    """
+    """uint8 pixels of a record: its inline image, or its file read by
+    ``image_io.load_pixels_from_path`` (RGB when the file holds colour, grey otherwise)."""
     if record.image is not None:
         return np.asarray(record.image)
-    from PIL import Image
-
-    try:
-        with Image.open(record.path) as img:
-            colour = img.mode not in _GREY_MODES
-    except Exception:  # read_image raises the error that names the file and the cause
-        colour = False
-    return read_image(record.path, "RGB" if colour else "L")
+    return load_pixels_from_path(record.path)
 
 
 def _check_file(path, full):
     """Raises ``ImageReadError`` naming ``path`` if unusable; returns True if TF can decode it."""
-    from PIL import Image, UnidentifiedImageError
-
     if full:
         read_image(path, "L")
-    if not os.path.exists(path):
-        raise ImageReadError(f"{path}: file does not exist")
-    if os.path.getsize(path) == 0:
-        raise ImageReadError(f"{path}: file is empty (0 bytes)")
-    try:
-        with Image.open(path) as img:
-            fmt, mode = img.format, img.mode
-    except UnidentifiedImageError:
-        raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") from None
-    except OSError as err:
-        raise ImageReadError(f"{path}: cannot open image ({err})") from None
+    with open_image(path) as img:
+        fmt, mode = img.format, img.mode
     # TF's decoders would silently rescale 16-bit data differently from read_image.
     return fmt in _TF_FORMATS and not mode.startswith("I")
 
@@ -259,13 +237,6 @@ def _decode_pil(path):
     return tf.ensure_shape(image, [None, None, None])
 
 
-def load_pixels_from_path(path):
-    """``load_pixels`` for a bare file path."""
-    from keras_fer.datasets.records import Record
-
-    return load_pixels(Record(source=path, label=None, path=path))
-
-
 def _path_part(records, indices, labels, decoder):
     import tensorflow as tf
 
@@ -310,7 +281,7 @@ def make_dataset(dataset, image_size=(48, 48), channels=1, batch_size=32, shuffl
     Images are float32 ``(B, H, W, channels)``, normalised as ``(x * scale - mean) / std``
     from pixel values ``x`` in [0, 255]. ``normalization`` is ``None`` (default: pixels
     stay in [0, 255], what every ``keras_fer`` model takes, normalising inside, and what
-    ``keras_fer.predict`` and the serving signature feed), ``(mean, std)`` (with scale
+    ``keras_fer.app`` and the serving signature feed), ``(mean, std)`` (with scale
     1/255: ``(0.5, 0.5)`` is seed 003's [-1, 1], for models without their own
     normalisation) or a dict ``{"mean", "std", "scale"}`` (``scale`` defaults to 1/255 when
     ``mean`` or ``std`` is given, else 1). ``mean``/``std`` are scalars or one value per
@@ -335,7 +306,9 @@ def make_dataset(dataset, image_size=(48, 48), channels=1, batch_size=32, shuffl
     """
     import tensorflow as tf
 
-    if not isinstance(dataset, FERDataset):
+    # A FERDataset, recognised by what it holds rather than by its class: records.py imports
+    # this module (FERDataset.to_tf_dataset), so importing records here would be a circle.
+    if not all(hasattr(dataset, a) for a in ("records", "classes", "name")):
         raise ValueError(f"dataset must be a FERDataset, got {type(dataset).__name__}")
     if len(dataset) == 0:
         raise ValueError(f"dataset {dataset.name!r} has no records")

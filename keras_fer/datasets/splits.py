@@ -15,6 +15,8 @@ import collections
 
 import numpy as np
 
+from keras_fer.validation import check_int
+
 
 def _rng(seed):
     return np.random.default_rng(seed)
@@ -35,12 +37,6 @@ def _subjects(dataset):
                          "subject-independent splits need one per record (CK+48, JAFFE have "
                          "them; use random_split for datasets without)")
     return np.array(subjects, dtype=object)
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def official_split(dataset, split):
@@ -68,7 +64,7 @@ def subject_kfold(dataset, k, seed=0, stratify=True):
 
     Returns ``[(train_idx, test_idx)] * k``.
     """
-    k = _check_int(k, "k", 2)
+    k = check_int(k, "k", 2)
     subjects = _subjects(dataset)
     labels = _labels(dataset)
     unique = sorted(set(subjects))
@@ -165,7 +161,7 @@ def random_kfold(dataset, k, seed=0, stratify=True):
 
     Same warning as ``random_split``: on CK+48 / JAFFE the folds share subjects.
     """
-    k = _check_int(k, "k", 2)
+    k = check_int(k, "k", 2)
     if k > len(dataset):
         raise ValueError(f"k must be <= the number of records ({len(dataset)}), got {k}")
     parts = random_split(dataset, np.full(k, 1.0 / k), seed=seed, stratify=stratify)

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from keras_fer.labels import EMOTIONS
+from keras_fer.validation import positive_int
 
 # Canonical class -> each dataset's own name or code.
 CKPLUS_FOLDERS = {"angry": "anger", "contempt": "contempt", "disgust": "disgust",
@@ -67,17 +68,11 @@ def _save(path, array):
     return path
 
 
-def _check_count(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def write_ckplus48(root, subjects=4, frames=3, size=48, seed=0):
     """CK+48 layout: every subject poses every one of the seven CK+ classes in one sequence of
     ``frames`` consecutive frames. Returns the dataset root (``<root>/ckplus48``)."""
-    subjects = _check_count(subjects, "subjects")
-    frames = _check_count(frames, "frames")
+    subjects = positive_int(subjects, "subjects")
+    frames = positive_int(frames, "frames")
     base = os.path.join(root, "ckplus48")
     k = seed
     for s in range(subjects):
@@ -94,7 +89,7 @@ def write_ckplus48(root, subjects=4, frames=3, size=48, seed=0):
 def write_jaffe(root, posers=("KA", "KL", "KM", "KR", "MK"), takes=2, size=64, seed=0):
     """JAFFE layout: every poser shows the seven expressions ``takes`` times (grey TIFFs).
     Returns the dataset root (``<root>/jaffe``)."""
-    takes = _check_count(takes, "takes")
+    takes = positive_int(takes, "takes")
     if not posers:
         raise ValueError("posers must name at least one poser, got an empty list")
     base = os.path.join(root, "jaffe")
@@ -124,8 +119,8 @@ def _fer2013_rows(per_class_train, per_class_test, seed):
 def write_fer2013(root, per_class_train=10, per_class_test=4, seed=0):
     """FER2013's Kaggle csv, gzipped: ``per_class_train`` Training and ``per_class_test``
     PublicTest rows of each of the seven classes. Returns ``<root>/fer2013``."""
-    per_class_train = _check_count(per_class_train, "per_class_train")
-    per_class_test = _check_count(per_class_test, "per_class_test")
+    per_class_train = positive_int(per_class_train, "per_class_train")
+    per_class_test = positive_int(per_class_test, "per_class_test")
     base = os.path.join(root, "fer2013")
     os.makedirs(base, exist_ok=True)
     lines = ["emotion,pixels,Usage"]
@@ -172,7 +167,7 @@ def write_image_folder(root, name="affectnet_like", per_class=6,
                        classes=EMOTIONS, splits=("train", "val"), size=64, seed=0):
     """``<root>/<name>/<split>/<class>/<i>.png`` with ``per_class`` images of every class in
     every split (canonical class names as folder names). Returns ``<root>/<name>``."""
-    per_class = _check_count(per_class, "per_class")
+    per_class = positive_int(per_class, "per_class")
     base = os.path.join(root, name)
     k = seed
     for split in splits:
@@ -191,8 +186,8 @@ def write_mnist(path, n_train=600, n_test=100, seed=0):
     a random scale, thickness, offset and slant, plus noise. Returns ``path``."""
     import cv2
 
-    n_train = _check_count(n_train, "n_train")
-    n_test = _check_count(n_test, "n_test")
+    n_train = positive_int(n_train, "n_train")
+    n_test = positive_int(n_test, "n_test")
     rng = np.random.default_rng(seed)
 
     def digits(n):

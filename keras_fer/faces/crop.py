@@ -111,7 +111,7 @@ def crop_faces(image, detector=None, size=(48, 48), threshold=0.5, square=True, 
         source = str(image) if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__") \
             else "image"
     if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
-        from keras_fer.datasets.pipeline import load_pixels_from_path
+        from keras_fer.datasets.image_io import load_pixels_from_path
 
         image = load_pixels_from_path(str(image))
     image = as_rgb_or_grey(image)

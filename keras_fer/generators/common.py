@@ -29,6 +29,7 @@ import keras
 from keras import ops
 
 from keras_fer.layers import LrReLU, LrReLUDense
+from keras_fer.validation import positive_int
 
 IMAGE_INPUT = "image"
 DEFAULT_GROUP = "condition"
@@ -36,12 +37,6 @@ AXES = ("batch", "tokens")
 
 
 # ---- argument checks ----------------------------------------------------------------------
-
-def check_positive_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
 
 def check_axis(axis):
     if axis not in AXES:
@@ -83,7 +78,7 @@ def parse_condition_groups(num_conditions):
                              f"{IMAGE_INPUT!r}, got {name!r}")
         if name in parsed:
             raise ValueError(f"num_conditions repeats the group {name!r}")
-        parsed[name] = check_positive_int(width, f"num_conditions[{name!r}]")
+        parsed[name] = positive_int(width, f"num_conditions[{name!r}]")
     return parsed
 
 
@@ -212,7 +207,7 @@ def encoder_input(image, standardize, epsilon):
 def build_decoder(z, image, input_shape, hidden_units, per_connection, standardize, epsilon):
     """LrReLU -> Dense(hidden) (one LrReLUDense, Eq. 8) -> LrReLU -> Dense(pixels) -> image."""
     width = int(z.shape[-1])
-    hidden = 2 * width + 1 if hidden_units is None else check_positive_int(
+    hidden = 2 * width + 1 if hidden_units is None else positive_int(
         hidden_units, "hidden_units")
     x = LrReLUDense(hidden, per_connection=per_connection, name="decoder_expand")(z)
     x = LrReLU(name="decoder_lrrelu")(x)

@@ -18,14 +18,9 @@ import keras
 from keras_fer.generators.common import condition_groups
 from keras_fer.generators.generate import (as_model_images, encode_conditions,
                                            from_model_images, predict_images)
+from keras_fer.validation import check_int
 
 LABEL_WIDTH = 72  # pixels of the left label column (fits "surprise" in PIL's default font)
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def grid_size(rows, cols, cell_shape, zoom=1, pad=2, label_width=0):
@@ -54,7 +49,7 @@ def mutation_grid(originals, generated, names=None, zoom=1, pad=2):
         names: optional ``k`` row names (the top row is labelled "input").
         zoom: integer enlargement of every cell; pad: white pixels between cells.
     """
-    zoom, pad = _check_int(zoom, "zoom", 1), _check_int(pad, "pad", 0)
+    zoom, pad = check_int(zoom, "zoom", 1), check_int(pad, "pad", 0)
     originals = _to_rgb_uint8(originals)
     generated = np.asarray(generated)
     if generated.ndim < 4 or generated.shape[1] != len(originals):
@@ -173,7 +168,7 @@ class MutationTableCallback(keras.callbacks.Callback):
         self.group = group
         self.names = names
         self.fixed = fixed
-        self.every = _check_int(every, "every", 1)
+        self.every = check_int(every, "every", 1)
         self.png_dir = png_dir
         self.zoom = zoom
         self._writer = None

@@ -38,6 +38,7 @@ import keras
 
 from keras_fer.generators import common
 from keras_fer.layers import CosineAttention, PatchBatchAttention
+from keras_fer.validation import positive_int
 
 
 def _check_compression(compression):
@@ -94,16 +95,16 @@ def build_patchy_generator(input_shape, num_conditions, bottleneck=None, patch_s
     groups = common.parse_condition_groups(num_conditions)
     axis = common.check_axis(axis)
     compression = _check_compression(compression)
-    levels = common.check_positive_int(levels, "levels")
-    q = common.check_positive_int(level_patch_size, "level_patch_size")
+    levels = positive_int(levels, "levels")
+    q = positive_int(level_patch_size, "level_patch_size")
     height, width, channels = input_shape
     p = (common.default_patch_size(height, width) if patch_size is None
-         else common.check_positive_int(patch_size, "patch_size"))
+         else positive_int(patch_size, "patch_size"))
     if height % p or width % p:
         raise ValueError(f"patch_size={p} must divide the image height and width, got "
                          f"input_shape {input_shape}")
     bottleneck = (sum(groups.values()) if bottleneck is None
-                  else common.check_positive_int(bottleneck, "bottleneck"))
+                  else positive_int(bottleneck, "bottleneck"))
 
     image, conditions, metadata = common.make_inputs(input_shape, groups)
 

@@ -18,6 +18,7 @@ import keras
 
 from keras_fer.generators import common
 from keras_fer.layers import BatchAttention
+from keras_fer.validation import positive_int
 
 
 def build_simple_generator(input_shape, num_conditions, bottleneck=None, mix_units=256,
@@ -53,11 +54,11 @@ def build_simple_generator(input_shape, num_conditions, bottleneck=None, mix_uni
     input_shape = common.check_input_shape(input_shape)
     groups = common.parse_condition_groups(num_conditions)
     axis = common.check_axis(axis)
-    mix_units = common.check_positive_int(mix_units, "mix_units")
+    mix_units = positive_int(mix_units, "mix_units")
     bottleneck = (sum(groups.values()) if bottleneck is None
-                  else common.check_positive_int(bottleneck, "bottleneck"))
+                  else positive_int(bottleneck, "bottleneck"))
     if axis == "tokens":
-        num_tokens = common.check_positive_int(num_tokens, "num_tokens")
+        num_tokens = positive_int(num_tokens, "num_tokens")
         if mix_units % num_tokens:
             raise ValueError(f"num_tokens={num_tokens} must divide mix_units={mix_units} "
                              f'(axis="tokens" cuts the mixed vector into equal tokens)')

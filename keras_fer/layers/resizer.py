@@ -12,9 +12,9 @@ from keras import ops
 from keras_fer.layers.spatial_transformer import (
     SpatialTransformer,
     check_image_shape,
-    check_positive_int,
     check_size,
 )
+from keras_fer.validation import check_int, positive_int
 
 _INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "lanczos3", "lanczos5", "area")
 
@@ -141,8 +141,8 @@ class NeuralResizer(keras.layers.Layer):
             super_resolution.trainable = False
         self.interpolation = _check_interpolation(interpolation, "interpolation")
         self.sr_interpolation = _check_interpolation(sr_interpolation, "sr_interpolation")
-        self.filters = check_positive_int(filters, "filters")
-        self.num_res_blocks = check_positive_int(num_res_blocks, "num_res_blocks", minimum=0)
+        self.filters = positive_int(filters, "filters")
+        self.num_res_blocks = check_int(num_res_blocks, "num_res_blocks", minimum=0)
         if (isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real)
                 or not negative_slope >= 0):
             raise ValueError(f"negative_slope must be a number >= 0, got {negative_slope!r}")

@@ -2,19 +2,12 @@
 in front of the Neural Resizer (seed 004, Table 2, setting (e)).
 """
 
-import numbers
-
 import keras
 from keras import ops
 
+from keras_fer.validation import positive_int
+
 _IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
-
-
-def check_positive_int(value, name, minimum=1):
-    """``value`` as an int >= ``minimum``, or a ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def check_size(value, name):
@@ -22,7 +15,7 @@ def check_size(value, name):
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise ValueError(f"{name} must be a (height, width) pair of positive integers, got "
                          f"{value!r}")
-    return tuple(check_positive_int(v, name) for v in value)
+    return tuple(positive_int(v, name) for v in value)
 
 
 def check_image_shape(input_shape, who):
@@ -115,8 +108,8 @@ class SpatialTransformer(keras.layers.Layer):
         super().__init__(**kwargs)
         self.output_size = None if output_size is None else check_size(output_size,
                                                                         "output_size")
-        self.filters = check_positive_int(filters, "filters")
-        self.units = check_positive_int(units, "units")
+        self.filters = positive_int(filters, "filters")
+        self.units = positive_int(units, "units")
         self.transform_initializer = keras.initializers.get(transform_initializer)
         sub = {"dtype": self.dtype_policy}
         self.localization = [

@@ -8,6 +8,7 @@ arbitrary code, and every file is verified against the entry's sha256 first.
 import os
 import warnings
 
+from keras_fer.validation import is_path
 from keras_fer.zoo import store
 from keras_fer.zoo.registry import describe
 
@@ -133,6 +134,54 @@ def load(name, weights=True, num_classes=None, class_names=None):
     if class_names is not None:
         model.class_names = _class_names(class_names, int(model.output_shape[-1]))
     return model
+
+
+
+def _names_a_file(name):
+    """Whether a model argument is meant as a file (ends in .keras or has a path separator)."""
+    return name.endswith(".keras") or os.sep in name or bool(os.altsep and os.altsep in name)
+
+
+def model_problem(model):
+    """What is wrong with ``model`` (a path or zoo name, as ``load_model`` takes it), found
+    without loading anything: a missing file or an unknown zoo name; ``None`` if nothing. The
+    command line calls it before paying for TensorFlow's start-up."""
+    name = os.fsdecode(model)
+    if os.path.isfile(name):
+        return None
+    if _names_a_file(name):
+        return f"model: file not found: {name}"
+    try:
+        describe(name)
+    except ValueError as err:
+        return f"model: {err}"
+    return None
+
+
+def load_model(model):
+    """A Keras model from ``model``: a ``keras.Model`` (returned as is), the path of an existing
+    ``.keras`` file (``keras_fer.models.load_model``: Keras' ``safe_mode``), or a zoo name
+    (``load``). What the app (``keras-fer predict``, ``Predictor``) accepts as a model.
+
+    A string that names a file path (ends in ``.keras`` or contains a path separator) but does
+    not exist is an error here rather than a confusing zoo look-up.
+    """
+    import keras
+
+    if isinstance(model, keras.Model):
+        return model
+    if not is_path(model):
+        raise ValueError(f"model must be a keras.Model, a .keras file or a zoo name, "
+                         f"got {type(model).__name__}")
+    name = os.fsdecode(model)
+    if os.path.isfile(name):
+        if not name.endswith(".keras"):
+            raise ValueError(f"model: {name} is not a .keras file (save models with "
+                             f"model.save('name.keras'))")
+        return _load_keras_file(name)
+    if _names_a_file(name):
+        raise ValueError(f"model: file not found: {name}")
+    return load(name)
 
 
 def load_serving(name):

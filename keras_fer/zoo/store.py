@@ -23,11 +23,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from keras_fer.paths import home
+
 #: The package's own zoo folder (``entries/`` and ``files/`` live here). A module attribute,
 #: read at call time, so tests can point it at a temporary folder.
 BUNDLED_DIR = Path(__file__).resolve().parent
 
-DEFAULT_HOME = "~/.keras_fer"
 DOWNLOAD_TIMEOUT_S = 60
 
 
@@ -51,11 +52,6 @@ class MissingFileError(ZooFileError, FileNotFoundError):
 
 class HashMismatchError(ZooFileError):
     """A file whose sha256 or size differs from the entry's."""
-
-
-def home():
-    """``$KERAS_FER_HOME`` or ``~/.keras_fer``, read on every call."""
-    return Path(os.path.expanduser(os.environ.get("KERAS_FER_HOME") or DEFAULT_HOME))
 
 
 def cache_dir(name):

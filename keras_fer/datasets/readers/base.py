@@ -25,7 +25,7 @@ import logging
 import os
 import warnings
 
-from keras_fer.datasets.image_io import ImageReadError, read_image
+from keras_fer.datasets.image_io import ImageReadError, open_image, read_image
 from keras_fer.datasets.records import FERDataset
 from keras_fer.labels import EMOTIONS
 
@@ -156,20 +156,14 @@ def validate_image_file(path, level="quick"):
         return
     if level != "quick":
         raise ValueError(f"validate must be 'quick', 'full' or False, got {level!r}")
-    from PIL import Image, UnidentifiedImageError
-
-    if not os.path.isfile(path):
-        raise ImageReadError(f"{path}: file does not exist")
-    if os.path.getsize(path) == 0:
-        raise ImageReadError(f"{path}: file is empty (0 bytes)")
     try:
         # Pillow warns about corrupt metadata before failing; the error below says it all.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as img:
+            with open_image(path) as img:
                 complete = _tail_is_complete(path, img.format, img)
-    except UnidentifiedImageError:
-        raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") from None
+    except ImageReadError:
+        raise
     except Exception as err:  # Pillow raises many types for a mangled header
         raise ImageReadError(f"{path}: corrupt image header ({err})") from None
     if not complete:

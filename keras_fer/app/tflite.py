@@ -37,6 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_fer.paths import home
+from keras_fer.validation import positive_int
+
 #: ``quantize`` values of ``to_tflite``: ``None`` (float32 weights) or ``"dynamic"``
 #: (dynamic-range quantisation: int8 weights, float activations).
 QUANTIZE_MODES = (None, "dynamic")
@@ -58,15 +61,6 @@ def check_quantize(quantize):
     """Raises ``ValueError`` unless ``quantize`` is one of ``QUANTIZE_MODES``."""
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
-
-
-def _check_positive_int(value, name, allow_none=True):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be {'None or ' if allow_none else ''}an integer >= 1, "
-                         f"got {value!r}")
-    return int(value)
 
 
 def _image_input_shape(model):
@@ -148,7 +142,7 @@ def to_tflite(model, batch_size=None, quantize=None, verify=True, quiet=True):
     """
     import tensorflow as tf
 
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    batch_size = positive_int(batch_size, "batch_size", allow_none=True)
     check_quantize(quantize)
     shape = _image_input_shape(model)
     fn = tf.function(lambda x: model(x, training=False),
@@ -257,7 +251,7 @@ class TFLiteRunner:
     """
 
     def __init__(self, content_or_path, num_threads=None):
-        num_threads = _check_positive_int(num_threads, "num_threads")
+        num_threads = positive_int(num_threads, "num_threads", allow_none=True)
         self.num_threads = num_threads
         try:
             self.interpreter, self.interpreter_name = _make_interpreter(content_or_path,
@@ -318,14 +312,18 @@ class TFLiteRunner:
             return np.concatenate(parts)[:len(batch)]
 
 
+def cache_dir():
+    """The folder of ``cached_tflite``'s files: ``$KERAS_FER_HOME/tflite`` (read on every
+    call; ``keras_fer.paths.home``)."""
+    return home() / "tflite"
+
+
 def cache_path(sha256, quantize=None):
     """Where ``cached_tflite`` keeps the flatbuffer of the ``.keras`` file with this digest:
-    ``$KERAS_FER_HOME/tflite/<sha256>[.dynamic].tflite``."""
-    from keras_fer.zoo.store import home
-
+    ``cache_dir() / "<sha256>[.dynamic].tflite"``."""
     check_quantize(quantize)
     suffix = "" if quantize is None else f".{quantize}"
-    return home() / "tflite" / f"{sha256}{suffix}.tflite"
+    return cache_dir() / f"{sha256}{suffix}.tflite"
 
 
 def cached_tflite(model_path=None, model=None, quantize=None, sha256=None):
@@ -369,7 +367,7 @@ def cached_tflite(model_path=None, model=None, quantize=None, sha256=None):
         raise TFLiteConversionError(f"{record.get('error')} (remembered in {failed}; delete "
                                     f"it to try again)")
     if model is None:
-        from keras_fer.predict import load_model
+        from keras_fer.zoo.loading import load_model
 
         model = load_model(model_path)
     try:

@@ -1,7 +1,8 @@
-"""``keras-fer predict`` and ``keras-fer video``: the face-expression app on the command line.
+"""``keras-fer predict``, ``keras-fer video`` and ``keras-fer demo``: the app's commands.
 
-Registered into the main parser by ``add_predict_parsers(subparsers)``. Nothing heavy is
-imported here, so ``keras-fer --help`` stays instant; TensorFlow loads when a command runs.
+Registered into the main parser (``keras_fer.cli``) by ``add_app_parsers(subparsers)``.
+Nothing heavy is imported here, so ``keras-fer --help`` stays instant; TensorFlow loads when
+a command runs.
 """
 
 import argparse
@@ -9,7 +10,7 @@ import json
 import os
 import sys
 
-from keras_fer.predict import BACKENDS, DEFAULT_MODEL, DETECTORS
+from keras_fer.app.predictor import BACKENDS, DEFAULT_MODEL, DETECTORS
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -51,24 +52,22 @@ decoding + detection + classification (drawing and encoding excluded).
 """
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _number_type(convert, minimum, what, what_bounded):
+    """An argparse ``type``: ``convert(text)``, refused when not a number or below ``minimum``."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what_bounded}, got {value}")
+        return value
+
+    return parse
 
 
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
+_positive_int = _number_type(int, 1, "a positive integer", "a positive integer")
+_fraction = _number_type(float, 0, "a number", "a number >= 0")
 
 
 def _add_model_options(parser):
@@ -141,6 +140,28 @@ def add_predict_parsers(subparsers):
     return p, v
 
 
+def add_demo_parser(subparsers):
+    """Adds the ``demo`` command (``keras_fer.app.demo.run_demo``)."""
+    demo = subparsers.add_parser(
+        "demo",
+        help="train a small attention CNN on embedded synthetic faces (no download, CPU only)",
+        description="Draws synthetic cartoon faces, trains a compact CNN with high-frequency "
+        "attention using SAM and the F-PDLS loss, prints held-out accuracy and exports the "
+        "model (.keras + SavedModel).",
+    )
+    demo.add_argument("--out", default="keras-fer-demo", help="output folder (default: %(default)s)")
+    demo.add_argument("--epochs", type=int, default=4, help="training epochs (default: %(default)s)")
+    demo.set_defaults(func=_cmd_demo)
+    return demo
+
+
+def _cmd_demo(args):
+    from keras_fer.app.demo import run_demo
+
+    acc = run_demo(out_dir=args.out, epochs=args.epochs)
+    return 0 if acc > 0 else 1
+
+
 # What loading a model or reading a source raises for a user's mistake (a zoo look-up may
 # raise KeyError/LookupError for an unknown name): reported in one line, not a traceback.
 _LOAD_ERRORS = (ValueError, OSError, LookupError)
@@ -152,7 +173,7 @@ def _error(command, err):
 
 def _predictor(args):
     from keras_fer import _quiet_tf
-    from keras_fer.predict import Predictor
+    from keras_fer.app.predictor import Predictor
 
     # TFLite announces its CPU delegate on stderr when the interpreter is made.
     with _quiet_tf.filtered_stderr(_quiet_tf.log_level()):
@@ -208,22 +229,6 @@ def _table(entry, class_names):
     return "\n".join(lines)
 
 
-def _model_problem(model):
-    """What is wrong with ``--model``, found without loading anything (None if nothing): the
-    same rules as ``keras_fer.predict.load_model``."""
-    if os.path.isfile(model):
-        return None
-    if model.endswith(".keras") or os.sep in model or (os.altsep and os.altsep in model):
-        return f"model: file not found: {model}"
-    from keras_fer.zoo.registry import describe
-
-    try:
-        describe(model)
-    except ValueError as err:
-        return f"model: {err}"
-    return None
-
-
 def _missing_image(path):
     if os.path.isdir(path):
         return f"{path}: is a folder, not an image file"
@@ -233,7 +238,8 @@ def _missing_image(path):
 
 
 def _cmd_predict(args):
-    from keras_fer.predict import sample_image_path
+    from keras_fer.app.preprocessing import sample_image_path
+    from keras_fer.zoo.loading import model_problem
 
     images = list(args.images)
     if not images:
@@ -241,7 +247,7 @@ def _cmd_predict(args):
         print(f"no IMAGE given: using the bundled sample photo {images[0]}", file=sys.stderr)
     # Arguments are checked before the model loads (seconds of TensorFlow start-up), so a
     # typo is reported at once.
-    problem = _model_problem(args.model)
+    problem = model_problem(args.model)
     if problem:
         _error("predict", problem)
         return 1
@@ -309,14 +315,15 @@ def _default_video_out(source):
 
 
 def _cmd_video(args):
-    from keras_fer.predict import parse_video_source, process_video
+    from keras_fer.app.video import parse_video_source, process_video
+    from keras_fer.zoo.loading import model_problem
 
     try:  # the source and model are checked before the model loads
         parse_video_source(args.source)
     except ValueError as err:
         _error("video", err)
         return 1
-    problem = _model_problem(args.model)
+    problem = model_problem(args.model)
     if problem:
         _error("video", problem)
         return 1
