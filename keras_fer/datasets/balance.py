@@ -16,6 +16,7 @@ from keras_fer import labels as _labels
 from keras_fer.datasets.augment import OfflineAugmentation
 from keras_fer.datasets.pipeline import load_pixels
 from keras_fer.datasets.records import FERDataset, Record
+from keras_fer.validation import positive_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,8 +154,7 @@ def balance(dataset, per_class, seed=0, augment=None, skip_empty=False, name=Non
     """
     if not isinstance(dataset, FERDataset):
         raise ValueError(f"dataset must be a FERDataset, got {type(dataset).__name__}")
-    if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
-        raise ValueError(f"per_class must be an integer >= 1, got {per_class!r}")
+    per_class = positive_int(per_class, "per_class")
     if augment is None:
         augment = OfflineAugmentation()
     elif augment is not False and not callable(augment):

@@ -41,6 +41,7 @@ import numpy as np
 from keras_fer.datasets.augment import augmentation_layers
 from keras_fer.datasets.image_io import (ImageReadError, load_pixels_from_path, open_image,
                                         read_image)
+from keras_fer.validation import positive_int
 
 #: Rec. 601 luma weights (PIL's "L" conversion, OpenCV's RGB2GRAY).
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -315,15 +316,12 @@ def make_dataset(dataset, image_size=(48, 48), channels=1, batch_size=32, shuffl
     image_size = _check_size(image_size)
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
-    if (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
-            or batch_size < 1):
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    batch_size = positive_int(batch_size, "batch_size")
     if label_mode not in _LABEL_MODES:
         raise ValueError(f"label_mode must be one of {_LABEL_MODES}, got {label_mode!r}")
     if validate not in (True, False, "full"):
         raise ValueError(f"validate must be True, False or 'full', got {validate!r}")
-    if not isinstance(shuffle_buffer, (int, np.integer)) or shuffle_buffer < 1:
-        raise ValueError(f"shuffle_buffer must be an integer >= 1, got {shuffle_buffer!r}")
+    shuffle_buffer = positive_int(shuffle_buffer, "shuffle_buffer")
     scale, mean, std = _parse_normalization(normalization, channels)
     aug_layers = augmentation_layers(augment, seed=seed)
     mix_layers = _mix_layers(mixup, cutmix, label_mode, seed)

@@ -8,7 +8,7 @@ arbitrary code, and every file is verified against the entry's sha256 first.
 import os
 import warnings
 
-from keras_fer.validation import is_path
+from keras_fer.validation import check_int, is_path
 from keras_fer.zoo import store
 from keras_fer.zoo.registry import describe
 
@@ -105,9 +105,7 @@ def load(name, weights=True, num_classes=None, class_names=None):
             with a new head.
     """
     entry = describe(name)
-    if num_classes is not None and (isinstance(num_classes, bool)
-                                    or not isinstance(num_classes, int) or num_classes < 2):
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    num_classes = check_int(num_classes, "num_classes", 2, allow_none=True)
     new_head = num_classes is not None and num_classes != entry.num_classes
     if weights is True:
         root = store.locate(entry, entry.keras_file)
