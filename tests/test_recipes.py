@@ -121,6 +121,59 @@ def test_protocol_splits_random_and_subject():
         C.protocol_splits(ds, "official")
 
 
+def test_holdout_protocol_validates_on_training_rows_only():
+    from keras_fer.datasets.records import FERDataset, Record
+
+    classes = ("angry", "happy")
+    records = [Record(source=f"r{i}", label=i % 2, image=np.zeros((4, 4), np.uint8),
+                      split="PublicTest" if i >= 40 else "Training") for i in range(50)]
+    ds = FERDataset("toy", records, classes)
+    (tags, train, val), = C.protocol_splits(ds, "holdout", test_fraction=0.1, seed=0)
+    assert tags == {"protocol": "holdout", "fold": 0}
+    assert len(train) == 36 and len(val) == 4
+    assert {r.split for r in train} | {r.split for r in val} == {"Training"}
+    assert not {r.source for r in train} & {r.source for r in val}
+    assert sorted(val.labels().tolist()) == [0, 0, 1, 1]  # stratified
+
+
+def test_zoo_checkpoints_init_source_prefers_this_recipes_run_then_the_zoo(tmp_path):
+    import argparse
+
+    from keras_fer.recipes import zoo_checkpoints as Z
+
+    spec = Z.ENTRIES["resnet18.ckplus48"]
+    args = argparse.Namespace(init=None, out=str(tmp_path))
+    assert Z.initial_source(spec, args) == "zoo:resnet18.fer2013"
+    run = tmp_path / "resnet18.fer2013" / "holdout"
+    run.mkdir(parents=True)
+    (run / "model.keras").write_bytes(b"x")
+    assert Z.initial_source(spec, args) == str(run)
+    args.init = "zoo:other.fer2013"
+    assert Z.initial_source(spec, args) == "zoo:other.fer2013"
+    assert Z.initial_source(Z.ENTRIES["mini_xception.ckplus48"],
+                            argparse.Namespace(init=None, out=str(tmp_path))) is None
+
+
+@pytest.mark.slow
+def test_zoo_checkpoints_backbone_then_transfer_smoke(tmp_path):
+    """The FER2013 backbone on a holdout split with --final-test, then CK+48 folds that each
+    start from it (not from the previous fold) and carry its history."""
+    from keras_fer.recipes import zoo_checkpoints as Z
+
+    out = tmp_path / "zoo"
+    assert Z.main(["--smoke", "--models", "resnet18.fer2013,resnet18.ckplus48", "--final-test",
+                   "--out", str(out)]) == 0
+    metrics = json.loads((out / "resnet18.fer2013" / "metrics.json").read_text())
+    assert metrics["public_test"]["images"] == 14  # the smoke data's PublicTest rows
+    assert 0 <= metrics["public_test"]["flip_tta_accuracy"] <= 1
+    for fold in ("fold0", "fold1", "all"):
+        config = json.loads((out / "resnet18.ckplus48" / fold / "config.json").read_text())
+        assert config["init"] == str(out / "resnet18.fer2013" / "holdout")
+        history = json.loads((out / "resnet18.ckplus48" / fold /
+                              "training_history.json").read_text())
+        assert len(history) == 2 and history[0]["config"]["arch"] == "resnet18"
+
+
 def test_subsample_is_stratified_and_validated():
     ds = _dataset_with_subjects(n_subjects=5, per_class=2)  # 10 per class
     small = C.subsample(ds, 3, seed=0)

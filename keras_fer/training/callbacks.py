@@ -1,9 +1,10 @@
 """Callbacks of the engine's own (the stock Keras ones are built in ``builders``)."""
 
-import json
 import os
 
 import keras
+
+from keras_fer.training.atomic import save_atomically, write_json_atomically
 
 
 class BestModel(keras.callbacks.Callback):
@@ -29,13 +30,9 @@ class BestModel(keras.callbacks.Callback):
             return
         value = float(value)
         if value > self.best if self.mode == "max" else value < self.best:
-            from keras_fer.training.engine import save_atomically
-
             self.best, self.best_epoch = value, epoch + 1
             save_atomically(self.network, self.path)
-            info = {"epoch": epoch + 1, "monitor": self.monitor, "value": value,
-                    "logs": {k: float(v) for k, v in (logs or {}).items()}}
-            tmp = os.path.splitext(self.path)[0] + ".json.tmp"
-            with open(tmp, "w") as f:
-                json.dump(info, f, indent=1)
-            os.replace(tmp, os.path.splitext(self.path)[0] + ".json")
+            write_json_atomically(
+                os.path.splitext(self.path)[0] + ".json",
+                {"epoch": epoch + 1, "monitor": self.monitor, "value": value,
+                 "logs": {k: float(v) for k, v in (logs or {}).items()}})

@@ -16,10 +16,11 @@ from keras_fer.training.builders import (
     set_batchnorm_momentum,
 )
 from keras_fer.training import warm_start
+from keras_fer.training.atomic import save_atomically, write_json_atomically
 from keras_fer.training.callbacks import BestModel
 from keras_fer.training.config import TrainConfig
 from keras_fer.training.loop import Trainer
-from keras_fer.training.strategy import is_chief, make_strategy, split_cpu
+from keras_fer.training.strategy import is_chief, make_strategy, split_cpu, wait_for_workers
 
 
 @dataclasses.dataclass
@@ -87,19 +88,6 @@ def check_resume_compatible(config):
         raise ValueError(f"{config.out_dir} holds checkpoints of another run ("
                          f"{'; '.join(changed)}): resuming would load them into a different "
                          f"model. Use another out_dir, or delete {checkpoints} to start over.")
-
-
-def save_atomically(model, path):
-    """``model.save(path)`` through a temporary file in the same folder and ``os.replace``,
-    so a full disk or a kill leaves the previous file (or none), never a truncated one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # The official (train, validation) split names, in order of preference: FER2013 and FERPlus
@@ -179,7 +167,7 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
                                  f"inputs, but input_shape={tuple(config.input_shape)}")
             # Kept in the run folder: a resumed run may no longer reach its source.
             if is_chief(strategy) and not os.path.exists(inherited_path):
-                warm_start.write_json_atomically(inherited_path, inherited)
+                write_json_atomically(inherited_path, inherited)
         elif model is None:
             model = create_model(config.arch, num_classes=num_classes,
                                  input_shape=config.input_shape, **config.arch_options)
@@ -254,10 +242,7 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
     report = {}
     if trainer.chief:
         save_atomically(model, os.path.join(config.out_dir, "model.keras"))
-        tmp = os.path.join(config.out_dir, f".history.{os.getpid()}.tmp.json")
-        with open(tmp, "w") as f:
-            json.dump(history, f, indent=1)
-        os.replace(tmp, os.path.join(config.out_dir, "history.json"))
+        write_json_atomically(os.path.join(config.out_dir, "history.json"), history)
         if val_data is not None:
             from keras_fer.evaluation import evaluate_model
 
@@ -265,8 +250,11 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
                 model, val_ds, train_data.classes, os.path.join(config.out_dir, "evaluation"),
                 train_seconds=sum(h.get("epoch_seconds", 0.0) for h in history),
                 extra={"config": config.to_dict(), "val_dataset": val_data.name})
-        warm_start.write_json_atomically(
+        write_json_atomically(
             os.path.join(config.out_dir, warm_start.HISTORY_FILE),
             warm_start.read_history(inherited_path)
             + [warm_start.run_record(config, len(train_data), history, report)])
+    # The workers leave together, after the chief's writes (a worker that exits first is
+    # reported as crashed by the coordination service on the chief).
+    wait_for_workers(strategy)
     return TrainResult(model, history, config.out_dir, report, seconds)

@@ -82,14 +82,16 @@ def entry_history(entry):
 def load_initial_model(init, num_classes, class_names):
     """``(model, inherited history)`` for ``init``; a new head when the class count differs.
     Call under the strategy's scope."""
-    from keras_fer import zoo
+    # Not ``keras_fer.zoo`` itself: its publish module reads histories from here.
     from keras_fer.models import load_model
+    from keras_fer.zoo.loading import load, with_new_head
+    from keras_fer.zoo.registry import describe
 
     check_init(init)
     if init.startswith(ZOO_PREFIX):
         name = init[len(ZOO_PREFIX):]
-        entry = zoo.describe(name)
-        model = zoo.load(name, num_classes=num_classes, class_names=class_names)
+        entry = describe(name)
+        model = load(name, num_classes=num_classes, class_names=class_names)
         history = entry_history(entry)
         for run in history[-1:]:
             run.setdefault("published_as", name)
@@ -97,7 +99,7 @@ def load_initial_model(init, num_classes, class_names):
     path = os.path.join(init, "model.keras") if os.path.isdir(init) else init
     model = load_model(path)
     if int(model.output_shape[-1]) != num_classes:
-        model = zoo.with_new_head(model, num_classes, class_names)
+        model = with_new_head(model, num_classes, class_names)
     return model, read_history(os.path.join(os.path.dirname(path), HISTORY_FILE))
 
 
@@ -124,10 +126,3 @@ def run_record(config, train_images, history, report=None):
         "metrics": metrics,
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def write_json_atomically(path, value):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=1)
-    os.replace(tmp, path)

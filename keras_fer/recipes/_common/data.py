@@ -84,7 +84,25 @@ def _official_split(dataset, folds, test_fraction, seed, max_folds):
              dataset.subset(parts["PublicTest"], f"{dataset.name}/PublicTest"))]
 
 
-PROTOCOLS = {"random": _random_split, "subject": _subject_folds, "official": _official_split}
+def _holdout_split(dataset, folds, test_fraction, seed, max_folds):
+    """Training rows only: a class-stratified ``test_fraction`` of them validates (selects
+    epochs and settings); PublicTest stays untouched until a model is final."""
+    from keras_fer.datasets import splits
+
+    parts = dataset.split_indices()
+    if "Training" not in parts:
+        raise ValueError(f"dataset {dataset.name!r} has splits {list(parts)}; the holdout "
+                         "protocol needs Training")
+    training = dataset.subset(parts["Training"], f"{dataset.name}/Training")
+    train_idx, val_idx = splits.random_split(training, (1.0 - test_fraction, test_fraction),
+                                             seed=seed)
+    return [({"protocol": "holdout", "fold": 0},
+             training.subset(train_idx, f"{training.name}/train{1 - test_fraction:.0%}"),
+             training.subset(val_idx, f"{training.name}/val{test_fraction:.0%}"))]
+
+
+PROTOCOLS = {"random": _random_split, "subject": _subject_folds, "official": _official_split,
+             "holdout": _holdout_split}
 
 
 def protocol_splits(dataset, protocol, folds=5, test_fraction=0.2, seed=0, max_folds=None):
@@ -96,10 +114,10 @@ def protocol_splits(dataset, protocol, folds=5, test_fraction=0.2, seed=0, max_f
     * ``"subject"``: ``folds`` subject-independent folds (``splits.subject_kfold``; CK+48's
       ``S###`` subjects, JAFFE's posers), at most ``max_folds`` of them run.
     * ``"official"``: the dataset's own Training / PublicTest rows (FER2013, FERPlus).
+    * ``"holdout"``: Training rows only, ``test_fraction`` of them (stratified) validating.
     """
     if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be 'random', 'subject' or 'official', got "
-                         f"{protocol!r}")
+        raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
     return PROTOCOLS[protocol](dataset, folds, test_fraction, seed, max_folds)
 
 
