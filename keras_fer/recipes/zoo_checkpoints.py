@@ -147,6 +147,11 @@ def parse_args(argv=None):
                    help="start every selected entry from these weights (zoo:NAME, a .keras "
                         "file or a run folder) instead of its own init: a warm restart that "
                         "continues a training history")
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="override the entry's peak learning rate (a warm restart usually "
+                        "starts lower than the first run)")
+    p.add_argument("--ema-momentum", type=float, default=None,
+                   help="keep an exponential moving average of the weights (e.g. 0.999)")
     p.add_argument("--final-test", action="store_true",
                    help="holdout entries: also measure the selected model on PublicTest (once "
                         "per final model) and publish that number")
@@ -199,6 +204,10 @@ def entry_settings(name, args):
         spec["train"]["epochs"] = args.epochs
     if args.batch_size:
         spec["train"]["batch_size"] = args.batch_size
+    if getattr(args, "learning_rate", None):
+        spec["train"]["learning_rate"] = args.learning_rate
+    if getattr(args, "ema_momentum", None):
+        spec["train"]["ema_momentum"] = args.ema_momentum
     return spec
 
 
@@ -371,6 +380,9 @@ def command_line(name, args):
         parts += ["--epochs", str(args.epochs)]
     if getattr(args, "init", None):
         parts += ["--init", shlex.quote(args.init)]
+    for flag in ("learning_rate", "ema_momentum", "seed"):
+        if getattr(args, flag, None):
+            parts += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     if getattr(args, "final_test", False):
         parts += ["--final-test"]
     return " ".join(parts)
