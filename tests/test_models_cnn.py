@@ -27,33 +27,24 @@ def _trainable(model):
 
 # --- harness ----------------------------------------------------------------------------------
 
-# Export and the training step cost ~15 s of tracing each per model (more for MobileNetV2's
-# 150 layers). The quick suite runs them where they can actually break: export on the model
-# with the custom attention layers, training on ResNet (attention) and mini-Xception. The slow
-# suite runs every check on every family.
-@pytest.mark.parametrize("arch, shape, options, checks", [
-    ("resnet18", (2, 32, 32, 3), {"attention": "hfc", "attention_cutoff": 0.0}, "all"),
-    ("mobilenetv2", (2, 32, 32, 3), {"width_multiplier": 0.35}, "saving"),
-    ("mini_xception", (2, 48, 48, 1), {}, "no_export"),
-    pytest.param("resnet18", (2, 48, 48, 1),
-                 {"small_input": True, "attention": "bam", "dropout": 0.2}, "all",
-                 marks=pytest.mark.slow),
-    pytest.param("mobilenetv2", (2, 64, 64, 3),
-                 {"attention": "hfc", "attention_cutoff": 0.0, "width_multiplier": 0.5}, "all",
-                 marks=pytest.mark.slow),
+# Every architecture goes through the whole harness at its registry test size
+# (test_models_registry.py); the slow suite adds the hook's other options.
+@pytest.mark.slow
+@pytest.mark.parametrize("arch, shape, options", [
+    ("resnet18", (2, 48, 48, 1), {"small_input": True, "attention": "bam", "dropout": 0.2}),
+    ("mobilenetv2", (2, 64, 64, 3),
+     {"attention": "hfc", "attention_cutoff": 0.0, "width_multiplier": 0.5}),
     # Batch 2: with one sample, module 4's shortcut BN feeds the global average directly and
     # its gamma gets an exactly zero gradient (normalised values average to 0 per sample).
-    pytest.param("mini_xception", (2, 40, 40, 1),
-                 {"width": 2.0, "head": "dense", "dropout": 0.3}, "all", marks=pytest.mark.slow),
+    ("mini_xception", (2, 40, 40, 1), {"width": 2.0, "head": "dense", "dropout": 0.3}),
 ])
-def test_harness(arch, shape, options, checks):
+def test_harness_with_options(arch, shape, options):
     model = create_model(arch, num_classes=7, input_shape=shape[1:], **options)
     assert model.output_shape == (None, 7)
     assert model.arch == arch
     for key, value in options.items():
         assert model.arch_options[key] == value
-    run_model_test(model, _pixels(shape), run_export_check=checks == "all",
-                   run_training_check=checks != "saving")
+    run_model_test(model, _pixels(shape))
 
 
 def test_resnet34_builds_and_runs_with_a_free_batch_dimension():

@@ -2,8 +2,9 @@
 
 Each block is checked against a NumPy implementation written here from the papers' equations
 (float64, independent of the Keras code), by central-difference gradients, and by the shared
-harness; each family goes through ``run_model_test`` at a tiny size and runs on 48x48 grey
-faces. Equality with timm's models is in ``test_timm_fidelity_transformers.py``.
+harness; each family goes through ``run_model_test`` at the tiny size its registry entry
+carries (48x48 grey faces), in ``test_models_registry.py``. Equality with timm's models is in
+``test_timm_fidelity_transformers.py``.
 """
 
 import math
@@ -27,13 +28,7 @@ from keras_fer.models.transformer_blocks import (
     TransformerBlock,
     bicubic_resize_matrix,
 )
-from keras_fer.testing import (
-    check_gradients,
-    check_saving,
-    check_trainable,
-    run_layer_test,
-    run_model_test,
-)
+from keras_fer.testing import check_gradients, run_layer_test
 
 RNG = np.random.default_rng(0)
 # Block-level harness runs check shapes, config and ``.keras`` round trips; SavedModel export
@@ -436,45 +431,6 @@ def test_std_conv_standardises_weights_and_pads_same():
 
 # --- families --------------------------------------------------------------------------------------
 
-TINY = {
-    "vit_tiny_patch16": dict(patch_size=16, embed_dim=16, depth=1, num_heads=2),
-    "swin_tiny_patch4_window7": dict(embed_dim=8, depths=(2, 1), num_heads=(1, 2),
-                                     window_size=4, drop_path_rate=0.0),
-    "convit_tiny": dict(embed_dim=16, depth=2, num_heads=4, local_up_to_layer=1),
-    "crossvit_tiny": dict(embed_dim=(8, 16), depth=((1, 1, 0),), num_heads=(2, 2),
-                          mlp_ratio=(2, 2)),
-    "vit_small_r26_s32": dict(layers=(1,), embed_dim=16, depth=1, num_heads=2),
-}
-
-
-def _tiny(arch):
-    """A 48x48 grey model of ``arch`` and a batch of two faces for it."""
-    model = create_model(arch, num_classes=7, input_shape=(48, 48, 1), **TINY[arch])
-    return model, RNG.uniform(0, 255, size=(2, 48, 48, 1)).astype("float32")
-
-
-@pytest.mark.parametrize("arch", sorted(TINY))
-def test_family_round_trips_and_trains_on_grey_faces(arch):
-    model, x = _tiny(arch)
-    assert model.output_shape == (None, 7)
-    check_saving(model, x, atol=1e-5, rtol=1e-5)
-    single = model(x[:1]).numpy()
-    assert single.shape == (1, 7) and np.all(np.isfinite(single))
-    np.testing.assert_allclose(single, model(x).numpy()[:1], atol=1e-4)  # batch-independent
-    check_trainable(model, x)
-    assert model.arch == arch
-    rebuilt = create_model(arch, num_classes=7, input_shape=(48, 48, 1), **model.arch_options)
-    assert rebuilt.count_params() == model.count_params()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("arch", sorted(TINY))
-def test_family_full_harness(arch):
-    """The whole harness, SavedModel export included (about 5-15 s of tracing per family)."""
-    model, x = _tiny(arch)
-    run_model_test(model, x)
-
-
 def test_registry_lists_the_transformer_families():
     names = set(list_architectures())
     for arch in ("vit_tiny_patch16", "vit_small_patch16", "vit_base_patch16",
@@ -505,7 +461,8 @@ def test_bad_options_name_the_argument(arch, options, word):
 
 def test_convit_needs_a_square_grid_and_hybrid_a_large_enough_image():
     with pytest.raises(ValueError, match="square patch grid"):
-        create_model("convit_tiny", input_shape=(48, 32, 1), **TINY["convit_tiny"])
+        create_model("convit_tiny", **dict(get_architecture("convit_tiny").test_options,
+                                           input_shape=(48, 32, 1)))
     with pytest.raises(ValueError, match="smaller than the stem's stride"):
         create_model("vit_small_r26_s32", input_shape=(24, 24, 3), embed_dim=16, depth=1,
                      num_heads=2)

@@ -1,4 +1,9 @@
-"""Model families (keras_fer.models): one door, ``create_model(arch, ...)``."""
+"""Model families (keras_fer.models): one door, ``create_model(arch, ...)``.
+
+Every family package has the same layout: ``backbone.py`` (the backbone and its size table
+``CONFIGS``), ``model.py`` (the classifier builder and one ``register_family`` call),
+``convert.py`` (timm or other checkpoints) and an ``__init__.py`` that only re-exports.
+"""
 
 from keras_fer.models.classifier import ClsToken, FERClassifier
 from keras_fer.models.registry import (
@@ -7,6 +12,7 @@ from keras_fer.models.registry import (
     get_architecture,
     list_architectures,
     register_architecture,
+    register_family,
 )
 
 # Importing a family module registers its architectures.

@@ -1,9 +1,10 @@
 """A Neural Resizer in front of any registered architecture (seed 004, Fig. 1 (b)/(c)).
 
-``create_model(arch, input_shape=(48, 48, 1), resizer={...})`` (or
-:func:`with_neural_resizer` directly) builds a model that takes the small image, resizes it
-with a trainable ``keras_fer.layers.NeuralResizer`` to the backbone's input size and
-classifies it; resizer and backbone train jointly, as one model.
+``create_model(arch, input_shape=(48, 48, 1), resizer={...})`` builds a model that takes the
+small image, resizes it with a trainable ``keras_fer.layers.NeuralResizer`` to the backbone's
+input size and classifies it; resizer and backbone train jointly, as one model. The registry
+hands :func:`add_neural_resizer` a function that builds the architecture at a given size, so
+this module needs nothing from the registry (imports run one way: registry -> here).
 
 Layout: the result is an ordinary ``FERClassifier`` whose backbone is
 ``NeuralResizer -> arch's backbone``:
@@ -32,7 +33,6 @@ resizer's arguments), so ``create_model(model.arch, input_shape=model.image_shap
 import keras
 
 from keras_fer.models.classifier import FERClassifier
-from keras_fer.models.registry import create_model, get_architecture
 
 
 def resizer_arguments(resizer):
@@ -45,32 +45,29 @@ def resizer_arguments(resizer):
     return dict(resizer)
 
 
-def with_neural_resizer(arch, num_classes=7, input_shape=(48, 48, 1), resizer=True,
-                        **options):
-    """``arch`` behind a trainable Neural Resizer (see the module docstring).
+def add_neural_resizer(build, num_classes, input_shape, resizer, default_target_size):
+    """An architecture behind a trainable Neural Resizer (see the module docstring).
 
     Args:
-        arch: any registered architecture name.
+        build: ``fn(input_shape) -> FERClassifier``, the architecture (its own options bound)
+            built for the resizer's output.
         num_classes: number of classes.
         input_shape: the small input image, ``(height, width, channels)``.
-        resizer: True or a dict of ``keras_fer.layers.NeuralResizer`` arguments
-            (``target_size`` defaults to ``arch``'s default input size).
-        **options: the architecture's own options (``weights=``, ``dropout=``, ...).
+        resizer: True or a dict of ``keras_fer.layers.NeuralResizer`` arguments.
+        default_target_size: ``target_size`` when ``resizer`` gives none (the architecture's
+            default input size).
     """
     from keras_fer.layers.resizer import NeuralResizer
 
-    if "resizer" in options:
-        raise ValueError("resizer given twice")
-    spec = get_architecture(arch)
     kwargs = resizer_arguments(resizer)
-    kwargs["target_size"] = tuple(kwargs.get("target_size") or spec.default_input_shape[:2])
+    kwargs["target_size"] = tuple(kwargs.get("target_size") or default_target_size)
     input_shape = tuple(input_shape)
 
     images = keras.Input(input_shape, name="small_images")
     kwargs.setdefault("name", "neural_resizer")
     layer = NeuralResizer(**kwargs)
     resized = layer(images)
-    inner = create_model(arch, num_classes, input_shape=tuple(resized.shape[1:]), **options)
+    inner = build(tuple(resized.shape[1:]))
     backbone = keras.Model(images, inner.backbone(resized), name=f"resizer_{inner.backbone.name}")
 
     # The record of how to rebuild it: the layer's own (validated, JSON-ready) arguments.
@@ -79,5 +76,5 @@ def with_neural_resizer(arch, num_classes=7, input_shape=(48, 48, 1), resizer=Tr
     record["target_size"] = list(layer.target_size)
     return FERClassifier(
         backbone, num_classes, input_shape, mean=inner.mean, std=inner.std,
-        pooling=inner.pooling, dropout=inner.dropout, class_names=inner.class_names, arch=arch,
-        arch_options=dict(inner.arch_options, resizer=record))
+        pooling=inner.pooling, dropout=inner.dropout, class_names=inner.class_names,
+        arch=inner.arch, arch_options=dict(inner.arch_options, resizer=record))

@@ -27,6 +27,7 @@ which the classifier averages for grey input), at a third of the first layer's c
 no ``GreyToRGB`` layer.
 """
 
+import inspect
 import math
 
 import numpy as np
@@ -451,3 +452,32 @@ def transformer_classifier(backbone, arch, num_classes, input_shape, arch_option
     if weights is not None:
         loader(model, weights, load_head=load_head)
     return model
+
+
+def classifier_builder(make_backbone, pooling, loader):
+    """A transformer family's ``build(arch, num_classes, input_shape, **options)`` (what
+    ``register_family`` takes): ``options`` are ``make_backbone``'s own arguments, recorded
+    with their defaults filled in (tuples as lists) in ``arch_options``, plus ``dropout``,
+    ``weights`` (a timm checkpoint, loaded by ``loader``) and ``load_head``. The backbone is
+    named ``{arch}_backbone`` and read through ``pooling`` ("cls", "avg", or None for a
+    backbone that returns pooled features)."""
+
+    def build(arch, num_classes, input_shape, dropout=0.0, weights=None, load_head="auto",
+              **options):
+        bound = inspect.signature(make_backbone).bind(input_shape, **options)
+        bound.apply_defaults()
+        options = {key: _as_lists(value) for key, value in bound.arguments.items()
+                   if key not in ("input_shape", "name")}
+        backbone = make_backbone(input_shape, name=f"{arch}_backbone", **options)
+        return transformer_classifier(backbone, arch, num_classes, input_shape, options,
+                                      pooling, dropout, weights, load_head, loader)
+
+    build.__name__ = f"build_{make_backbone.__name__.removesuffix('_backbone')}"
+    return build
+
+
+def _as_lists(value):
+    """Tuples (at any depth) as lists, as ``arch_options`` record them."""
+    if isinstance(value, (list, tuple)):
+        return [_as_lists(v) for v in value]
+    return value

@@ -41,11 +41,12 @@ from keras_fer.models.transformer_blocks import (
     trunc_normal,
 )
 
-# arch -> (embed_dim, num_heads, timm name); all: depth 12, 10 GPSA blocks, patch 16
-CONVIT_CONFIGS = {
-    "convit_tiny": (192, 4, "convit_tiny"),
-    "convit_small": (432, 9, "convit_small"),
-    "convit_base": (768, 16, "convit_base"),
+# The size table: each architecture's defaults for ``convit_backbone``'s size arguments (timm's
+# model of the same name); all: depth 12, 10 GPSA blocks, patch 16.
+CONFIGS = {
+    "convit_tiny": dict(embed_dim=192, num_heads=4),
+    "convit_small": dict(embed_dim=432, num_heads=9),
+    "convit_base": dict(embed_dim=768, num_heads=16),
 }
 
 

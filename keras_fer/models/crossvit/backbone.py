@@ -44,12 +44,13 @@ from keras_fer.models.transformer_blocks import (
 
 CROSSVIT_EPSILON = 1e-6
 
-# arch -> (embed_dim per branch, num_heads per branch, timm name); all: patches (12, 16),
-# depth ((1, 4, 0),) * 3, mlp ratio 4, image scales (1, 224/240) at 240x240
-CROSSVIT_CONFIGS = {
-    "crossvit_tiny": ((96, 192), (3, 3), "crossvit_tiny_240"),
-    "crossvit_small": ((192, 384), (6, 6), "crossvit_small_240"),
-    "crossvit_base": ((384, 768), (12, 12), "crossvit_base_240"),
+# The size table: each architecture's defaults for ``crossvit_backbone``'s size arguments, per
+# branch (timm's model of the same name with a ``_240`` suffix); all: patches (12, 16), depth
+# ((1, 4, 0),) * 3, mlp ratio 4, image scales (1, 224/240) at 240x240.
+CONFIGS = {
+    "crossvit_tiny": dict(embed_dim=(96, 192), num_heads=(3, 3)),
+    "crossvit_small": dict(embed_dim=(192, 384), num_heads=(6, 6)),
+    "crossvit_base": dict(embed_dim=(384, 768), num_heads=(12, 12)),
 }
 
 

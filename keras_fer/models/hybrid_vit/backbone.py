@@ -34,10 +34,11 @@ STAGE_CHANNELS = (256, 512, 1024, 2048)
 GROUPS = 32
 GN_EPSILON = 1e-5
 
-# arch -> (stem layers per stage, embed_dim, depth, num_heads, timm name)
-HYBRID_CONFIGS = {
-    "vit_base_r50_s16": ((3, 4, 9), 768, 12, 12, "vit_base_r50_s16_224"),
-    "vit_small_r26_s32": ((2, 2, 2, 2), 384, 12, 6, "vit_small_r26_s32_224"),
+# The size table: each architecture's defaults for ``hybrid_vit_backbone``'s size arguments
+# (``layers``: stem blocks per stage; timm's model of the same name with an ``_224`` suffix).
+CONFIGS = {
+    "vit_base_r50_s16": dict(layers=(3, 4, 9), embed_dim=768, depth=12, num_heads=12),
+    "vit_small_r26_s32": dict(layers=(2, 2, 2, 2), embed_dim=384, depth=12, num_heads=6),
 }
 
 

@@ -1,8 +1,8 @@
 """Library CNN families: keras-hub's VGG16/VGG19, ResNet50-D, EfficientNet-B0 and Xception,
 and keras.applications' InceptionV3, MobileNetV2 and ResNet50, as registered keras-fer
-architectures (importing this package registers them)."""
+architectures (importing this package registers them).
+"""
 
-from keras_fer.models.library_cnns import applications, backbone  # noqa: F401 (registers)
 from keras_fer.models.library_cnns.applications import ZeroPaddedAveragePooling2D
 from keras_fer.models.library_cnns.common import LibraryFamily, load_weights
 from keras_fer.models.library_cnns.convert import (
@@ -13,8 +13,4 @@ from keras_fer.models.library_cnns.convert import (
     convert_vgg,
     convert_xception,
 )
-
-FAMILIES = {family.arch: family for family in (
-    backbone.VGG16, backbone.VGG19, backbone.RESNET50D, backbone.EFFICIENTNET_B0_FAMILY,
-    backbone.XCEPTION, applications.INCEPTION_V3, applications.MOBILENET_V2_KERAS,
-    applications.RESNET50_KERAS)}
+from keras_fer.models.library_cnns.model import CONFIGS, FAMILIES, build_library

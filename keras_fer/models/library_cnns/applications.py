@@ -35,12 +35,7 @@ import keras
 from keras import ops
 
 from keras_fer.models.library_cnns import convert
-from keras_fer.models.library_cnns.common import (
-    LibraryFamily,
-    build_library_classifier,
-    is_keras_weights_file,
-)
-from keras_fer.models.registry import HALF, register_architecture
+from keras_fer.models.library_cnns.common import LibraryFamily
 
 # Keras' "caffe" preprocessing in keras-fer's terms: x - 255 * mean (RGB order), std 1/255.
 CAFFE_MEAN = (123.68 / 255.0, 116.779 / 255.0, 103.939 / 255.0)
@@ -120,49 +115,3 @@ MOBILENET_V2_KERAS = LibraryFamily(
 RESNET50_KERAS = LibraryFamily(
     arch="resnet50_keras", make_backbone=resnet50_keras_backbone, min_size=32,
     stem="conv1_conv")
-
-_OPTIONS = "dropout (before the head), weights (Keras weights file{timm}), load_head"
-
-
-@register_architecture(
-    "inception_v3", family="inception", default_input_shape=(299, 299, 3), mean=HALF, std=HALF,
-    timm_name="inception_v3",
-    description="InceptionV3 (keras.applications), seeds 000/004; input >= 75x75; timm "
-                "'inception_v3' weights convert. Options: count_include_pad (timm's pooling; "
-                "default: when weights is a timm checkpoint), "
-                + _OPTIONS.format(timm=" or timm safetensors") + ".")
-def inception_v3(num_classes=7, input_shape=(299, 299, 3), count_include_pad=None, dropout=0.0,
-                 weights=None, load_head="auto"):
-    if count_include_pad is None:
-        count_include_pad = weights is not None and not is_keras_weights_file(weights)
-    return build_library_classifier(INCEPTION_V3, num_classes, input_shape,
-                                    {"count_include_pad": count_include_pad}, dropout, weights,
-                                    load_head)
-
-
-@register_architecture(
-    "mobilenetv2_keras", family="mobilenet_v2", default_input_shape=(224, 224, 3), mean=HALF,
-    std=HALF,
-    description="Stock keras.applications MobileNetV2 (no attention hook; see 'mobilenetv2' "
-                "for the hooked, timm-compatible one). Options: alpha (width), "
-                + _OPTIONS.format(timm="") + ".")
-def mobilenetv2_keras(num_classes=7, input_shape=(224, 224, 3), alpha=1.0, dropout=0.0,
-                      weights=None, load_head="auto"):
-    return build_library_classifier(MOBILENET_V2_KERAS, num_classes, input_shape,
-                                    {"alpha": alpha}, dropout, weights, load_head)
-
-
-@register_architecture(
-    "resnet50_keras", family="resnet", default_input_shape=(224, 224, 3), mean=CAFFE_MEAN,
-    std=CAFFE_STD,
-    description="Stock keras.applications ResNet50 (Caffe-style v1, Caffe normalisation). "
-                "Options: weights_bgr (True for Keras' ImageNet file), "
-                + _OPTIONS.format(timm="") + ".")
-def resnet50_keras(num_classes=7, input_shape=(224, 224, 3), dropout=0.0, weights=None,
-                   load_head="auto", weights_bgr=False):
-    if not isinstance(weights_bgr, bool):
-        raise ValueError(f"weights_bgr must be True or False, got {weights_bgr!r}")
-    if weights_bgr and weights is None:
-        raise ValueError("weights_bgr=True needs a weights file to reorder")
-    return build_library_classifier(RESNET50_KERAS, num_classes, input_shape, {}, dropout,
-                                    weights, load_head, reverse_input_channels=weights_bgr)

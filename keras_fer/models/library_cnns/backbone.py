@@ -35,11 +35,7 @@ Family notes:
 import keras_hub
 
 from keras_fer.models.library_cnns import convert
-from keras_fer.models.library_cnns.common import LibraryFamily, build_library_classifier
-from keras_fer.models.registry import register_architecture
-
-_OPTIONS = "dropout (before the head), weights (timm safetensors or Keras .weights.h5), load_head"
-_OPTIONS_DOC = f" Options: {_OPTIONS}."
+from keras_fer.models.library_cnns.common import LibraryFamily
 
 # --- VGG ------------------------------------------------------------------------------------
 
@@ -65,23 +61,6 @@ def _vgg_family(depth):
 
 VGG16 = _vgg_family(16)
 VGG19 = _vgg_family(19)
-_VGG_DOC = ("VGG{depth} feature extractor (keras-hub VGGBackbone), timm 'vgg{depth}' features; "
-            "global-average-pooled head instead of timm's ConvMlp pre-logits (seed 001)."
-            + _OPTIONS_DOC)
-
-
-@register_architecture("vgg16", family="vgg", default_input_shape=(224, 224, 3),
-                       timm_name="vgg16", description=_VGG_DOC.format(depth=16))
-def vgg16(num_classes=7, input_shape=(224, 224, 3), dropout=0.0, weights=None, load_head="auto"):
-    return build_library_classifier(VGG16, num_classes, input_shape, {}, dropout, weights,
-                                    load_head)
-
-
-@register_architecture("vgg19", family="vgg", default_input_shape=(224, 224, 3),
-                       timm_name="vgg19", description=_VGG_DOC.format(depth=19))
-def vgg19(num_classes=7, input_shape=(224, 224, 3), dropout=0.0, weights=None, load_head="auto"):
-    return build_library_classifier(VGG19, num_classes, input_shape, {}, dropout, weights,
-                                    load_head)
 
 
 # --- ResNet50-D -----------------------------------------------------------------------------
@@ -97,16 +76,6 @@ def resnet50d_backbone(input_shape):
 RESNET50D = LibraryFamily(
     arch="resnet50d", make_backbone=resnet50d_backbone, min_size=32, stem="conv1_conv",
     timm_arch="resnet50d", timm_convert=convert.convert_resnet_d, head_prefix="fc")
-
-
-@register_architecture(
-    "resnet50d", family="resnet", default_input_shape=(224, 224, 3), timm_name="resnet50d",
-    description="ResNet50-D (deep stem, average-pool shortcuts; keras-hub ResNetBackbone "
-                "'bottleneck_block_vd'), timm 'resnet50d' (seed 001)." + _OPTIONS_DOC)
-def resnet50d(num_classes=7, input_shape=(224, 224, 3), dropout=0.0, weights=None,
-              load_head="auto"):
-    return build_library_classifier(RESNET50D, num_classes, input_shape, {}, dropout, weights,
-                                    load_head)
 
 
 # --- EfficientNet-B0 ------------------------------------------------------------------------
@@ -142,18 +111,6 @@ EFFICIENTNET_B0_FAMILY = LibraryFamily(
     head_prefix="classifier")
 
 
-@register_architecture(
-    "efficientnet_b0", family="efficientnet", default_input_shape=(224, 224, 3),
-    timm_name="efficientnet_b0",
-    description="EfficientNet-B0 (keras-hub EfficientNetBackbone in timm's layout), timm "
-                "'efficientnet_b0'. Options: drop_connect_rate (0.2), " + _OPTIONS + ".")
-def efficientnet_b0(num_classes=7, input_shape=(224, 224, 3), drop_connect_rate=0.2,
-                    dropout=0.0, weights=None, load_head="auto"):
-    return build_library_classifier(
-        EFFICIENTNET_B0_FAMILY, num_classes, input_shape,
-        {"drop_connect_rate": drop_connect_rate}, dropout, weights, load_head)
-
-
 # --- Xception -------------------------------------------------------------------------------
 
 # Xception-41: entry flow (2 convs, 3 pooled residual blocks), 8 middle blocks, exit flow.
@@ -172,15 +129,3 @@ def xception_backbone(input_shape):
 XCEPTION = LibraryFamily(
     arch="xception", make_backbone=xception_backbone, min_size=32, stem="block1_conv1",
     timm_arch="legacy_xception", timm_convert=convert.convert_xception, head_prefix="fc")
-
-
-@register_architecture(
-    "xception", family="xception", default_input_shape=(299, 299, 3), mean=(0.5, 0.5, 0.5),
-    std=(0.5, 0.5, 0.5), timm_name="legacy_xception",
-    description="Xception-41 (keras-hub XceptionBackbone, Keras' layout), timm "
-                "'legacy_xception' (exact when every max-pool input is odd, e.g. 71x71)."
-                + _OPTIONS_DOC)
-def xception(num_classes=7, input_shape=(299, 299, 3), dropout=0.0, weights=None,
-             load_head="auto"):
-    return build_library_classifier(XCEPTION, num_classes, input_shape, {}, dropout, weights,
-                                    load_head)

@@ -20,6 +20,7 @@ mismatched tensor) propagates.
 
 import dataclasses
 import functools
+import inspect
 import os
 import warnings
 from collections.abc import Mapping
@@ -73,6 +74,8 @@ def build_library_classifier(family, num_classes, input_shape, options, dropout=
     ``options`` are the backbone's architecture options (recorded in ``arch_options``);
     ``weights``/``load_head``/``reverse_input_channels`` concern the weights file only.
     """
+    # An option the backbone does not take is a TypeError before anything is built.
+    inspect.signature(family.make_backbone).bind(tuple(input_shape), **options)
     check_input_shape(family, input_shape)
     check_weights_argument(family, weights)
     backbone = family.make_backbone(tuple(input_shape), **options)

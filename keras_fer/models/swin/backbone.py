@@ -42,14 +42,15 @@ from keras_fer.models.transformer_blocks import (
 
 SWIN_EPSILON = 1e-5  # timm's Swin uses nn.LayerNorm's default, not ViT's 1e-6
 
-# arch -> (embed_dim, depths, num_heads, window_size, timm name)
-SWIN_CONFIGS = {
-    "swin_tiny_patch4_window7": (96, (2, 2, 6, 2), (3, 6, 12, 24), 7,
-                                 "swin_tiny_patch4_window7_224"),
-    "swin_small_patch4_window7": (96, (2, 2, 18, 2), (3, 6, 12, 24), 7,
-                                  "swin_small_patch4_window7_224"),
-    "swin_base_patch4_window7": (128, (2, 2, 18, 2), (4, 8, 16, 32), 7,
-                                 "swin_base_patch4_window7_224"),
+# The size table: each architecture's defaults for ``swin_backbone``'s size arguments (timm's
+# model of the same name with an ``_224`` suffix).
+CONFIGS = {
+    "swin_tiny_patch4_window7": dict(embed_dim=96, depths=(2, 2, 6, 2),
+                                     num_heads=(3, 6, 12, 24), window_size=7),
+    "swin_small_patch4_window7": dict(embed_dim=96, depths=(2, 2, 18, 2),
+                                      num_heads=(3, 6, 12, 24), window_size=7),
+    "swin_base_patch4_window7": dict(embed_dim=128, depths=(2, 2, 18, 2),
+                                     num_heads=(4, 8, 16, 32), window_size=7),
 }
 
 

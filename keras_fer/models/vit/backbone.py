@@ -17,13 +17,14 @@ import keras_hub
 
 from keras_fer.models.transformer_blocks import check_positive_int, check_rate
 
-# arch -> (embed_dim, depth, num_heads, timm name)
-VIT_CONFIGS = {
-    "vit_tiny_patch16": (192, 12, 3, "vit_tiny_patch16_224"),
-    "vit_small_patch16": (384, 12, 6, "vit_small_patch16_224"),
-    "vit_base_patch16": (768, 12, 12, "vit_base_patch16_224"),
-    "deit_tiny_patch16": (192, 12, 3, "deit_tiny_patch16_224"),
-    "deit_small_patch16": (384, 12, 6, "deit_small_patch16_224"),
+# The size table: each architecture's defaults for ``vit_backbone``'s size arguments (timm's
+# model of the same name with an ``_224`` suffix).
+CONFIGS = {
+    "vit_tiny_patch16": dict(embed_dim=192, depth=12, num_heads=3),
+    "vit_small_patch16": dict(embed_dim=384, depth=12, num_heads=6),
+    "vit_base_patch16": dict(embed_dim=768, depth=12, num_heads=12),
+    "deit_tiny_patch16": dict(embed_dim=192, depth=12, num_heads=3),
+    "deit_small_patch16": dict(embed_dim=384, depth=12, num_heads=6),
 }
 
 
