@@ -73,3 +73,48 @@ def is_chief(strategy):
 def worker_index(strategy):
     resolver = getattr(strategy, "cluster_resolver", None)
     return int(getattr(resolver, "task_id", 0) or 0) if resolver is not None else 0
+
+
+#: How long the other workers wait at the end of a run for the chief to finish writing the
+#: model, history and evaluation report (t-SNE and Grad-CAM of a large validation set
+#: included) before they exit anyway.
+FINAL_BARRIER_TIMEOUT_S = 3600
+_barriers = [0]
+
+
+def wait_for_workers(strategy, name="train_end", timeout_s=FINAL_BARRIER_TIMEOUT_S):
+    """Blocks until every worker of a multi-worker ``strategy`` has called it (nothing for
+    other strategies). Called at the end of a run, after the chief's writes.
+
+    Why: the chief hosts TensorFlow's coordination service. A worker that exits while the
+    chief is still writing stops sending heartbeats, and some 10 s later the service declares
+    it crashed: the chief logs ``StartAbort UNAVAILABLE ... The following tasks are unhealthy
+    (stopped sending heartbeats) ... CoordinationServiceError`` for a run that went well.
+    TensorFlow offers no call to leave the service cleanly (the agent's shutdown is not
+    exposed to Python), so the workers leave together instead. A failed barrier (the chief
+    crashed, or the timeout passed) is logged as a warning: this worker's part is done.
+    """
+    import logging
+
+    import tensorflow as tf
+
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return
+    spec = resolver.cluster_spec()
+    if sum(spec.num_tasks(job) for job in spec.jobs) < 2:
+        return
+    from tensorflow.python.eager import context
+
+    _barriers[0] += 1
+    barrier_id = f"keras_fer/{name}/{_barriers[0]}"
+    try:
+        if context.context().coordination_service is not None:
+            context.context().wait_at_barrier(barrier_id, int(timeout_s * 1000))
+        else:  # no coordination service: an all-reduce is a barrier too
+            strategy.reduce(tf.distribute.ReduceOp.SUM,
+                            strategy.run(lambda: tf.ones([])), axis=None)
+    except (tf.errors.OpError, RuntimeError) as err:
+        logging.getLogger("keras_fer.training").warning(
+            "worker %d: the final barrier with the other workers failed (%s); exiting anyway",
+            worker_index(strategy), str(err).splitlines()[0] if str(err) else type(err).__name__)

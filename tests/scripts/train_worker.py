@@ -2,9 +2,12 @@
 
     python train_worker.py --out result.npz [--strategy default|mirrored|multi_worker]
         [--cpus N] [--epochs E] [--checkpoint-dir D] [--checkpoint-every K] [--sam RHO]
-        [--slow-step SECONDS]
+        [--slow-step SECONDS] [--arch toy|mini_xception] [--chief-delay SECONDS]
 
-Writes the per-epoch losses and the final weights to --out (chief only).
+Writes the per-epoch losses and the final weights to --out (chief only). ``--arch
+mini_xception``: a zoo family (BatchNorm, separable convolutions) at 16x16 and a quarter
+width instead of the toy model. ``--chief-delay``: the chief works that long after training
+(as ``train`` does, writing the model and the report) before the workers' final barrier.
 """
 
 import argparse
@@ -26,6 +29,8 @@ def main():
     p.add_argument("--sam", type=float)
     p.add_argument("--slow-step", type=float, default=0.0)
     p.add_argument("--optimizer", default="sgd")
+    p.add_argument("--arch", default="toy", choices=("toy", "mini_xception"))
+    p.add_argument("--chief-delay", type=float, default=0.0)
     args = p.parse_args()
 
     from keras_fer.training.strategy import make_strategy, split_cpu
@@ -37,12 +42,16 @@ def main():
 
     import keras
     from keras_fer.training.loop import Trainer
+    from keras_fer.training.strategy import wait_for_workers
 
     tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(0)
     strategy = make_strategy(args.strategy)
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 8, 8, 1)).astype("float32")
+    size = 16 if args.arch == "mini_xception" else 8
+    x = rng.normal(size=(64, size, size, 1)).astype("float32")
+    if args.arch == "mini_xception":
+        x = (x * 40 + 128).astype("float32")  # pixel values, as the zoo's models take
     y = keras.ops.convert_to_numpy(keras.ops.one_hot(rng.integers(0, 3, 64), 3))
     global_batch = 16
 
@@ -52,11 +61,17 @@ def main():
 
     with strategy.scope():
         keras.utils.set_random_seed(0)
-        inputs = keras.Input((8, 8, 1))
-        h = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
-        h = keras.layers.Flatten()(h)
-        outputs = keras.layers.Dense(3)(h)
-        model = keras.Model(inputs, outputs)
+        if args.arch == "mini_xception":
+            from keras_fer.models import create_model
+
+            model = create_model("mini_xception", num_classes=3, input_shape=(size, size, 1),
+                                 width=0.25)
+        else:
+            inputs = keras.Input((8, 8, 1))
+            h = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+            h = keras.layers.Flatten()(h)
+            outputs = keras.layers.Dense(3)(h)
+            model = keras.Model(inputs, outputs)
         if args.sam:
             from keras_fer.optimizers import SAMModel
 
@@ -77,10 +92,12 @@ def main():
                       checkpoint_every=args.checkpoint_every, callbacks=callbacks, verbose=0)
     history = trainer.fit(epoch_data, epochs=args.epochs)
     if trainer.chief:
+        time.sleep(args.chief_delay)
         weights = [w.numpy() for w in model.weights]
         np.savez(args.out, losses=np.array([h["loss"] for h in history]),
                  epochs=np.array([h["epoch"] for h in history]),
                  **{f"w{i}": w for i, w in enumerate(weights)})
+    wait_for_workers(strategy)  # as train() does: leave together, after the chief's writes
     return 0
 
 
