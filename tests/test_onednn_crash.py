@@ -16,8 +16,8 @@ import pytest
 
 import keras
 
-from keras_fer.layers import StridedPointwiseConv2D, make_onednn_safe
-from keras_fer.testing import check_gradients, run_layer_test
+from keras_fer.layers import is_onednn_safe, make_onednn_safe
+from keras_fer.testing import run_model_test
 
 # Every path a user takes to train: create_model + fit, a zoo model fine-tuned with fit, and
 # a plain Keras model with the crashing layer as train() receives it.
@@ -72,29 +72,62 @@ def numpy_strided_pointwise(x, kernel, bias, stride):
     return sub @ np.asarray(kernel, np.float64)[0, 0] + np.asarray(bias, np.float64)
 
 
+def _stock_and_switched(size, stride, padding, channels=5):
+    inputs = keras.Input((size, size, channels))
+    conv = keras.layers.Conv2D(4, 1, strides=stride, padding=padding, name="conv",
+                               bias_initializer="random_normal")
+    stock = keras.Model(inputs, conv(inputs))
+    switched = keras.Model.from_config(stock.get_config())
+    switched.set_weights(stock.get_weights())
+    assert make_onednn_safe(switched) == 1
+    return stock, switched
+
+
 @pytest.mark.parametrize("size,stride,padding", [(9, (2, 2), "same"), (8, (2, 2), "valid"),
                                                  (10, (3, 2), "same"), (7, (3, 3), "valid")])
-def test_equals_numpy_and_the_stock_layer(size, stride, padding):
+def test_equals_numpy_and_the_stock_layer_with_equal_gradients(size, stride, padding):
+    import tensorflow as tf
+
     x = np.random.default_rng(0).normal(size=(3, size, size, 5)).astype("float32")
-    stock = keras.layers.Conv2D(4, 1, strides=stride, padding=padding, use_bias=True,
-                                bias_initializer="random_normal")
-    expected_stock = keras.ops.convert_to_numpy(stock(x))
-    safe = StridedPointwiseConv2D.from_config(stock.get_config())
-    safe.build(x.shape)
-    safe.set_weights(stock.get_weights())
-    got = keras.ops.convert_to_numpy(safe(x))
+    stock, switched = _stock_and_switched(size, stride, padding)
     kernel, bias = stock.get_weights()
+    got = keras.ops.convert_to_numpy(switched(x))
     np.testing.assert_allclose(got, numpy_strided_pointwise(x, kernel, bias, stride),
                                atol=1e-5, rtol=1e-5)
-    np.testing.assert_allclose(got, expected_stock, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(got, keras.ops.convert_to_numpy(stock(x)), atol=1e-5)
+    proj = np.random.default_rng(1).normal(size=got.shape).astype("float32")
+    grads = []
+    for model in (stock, switched):
+        xt = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            loss = tf.reduce_sum(model(xt) * proj)
+        grads.append([g.numpy() for g in tape.gradient(loss, [xt] + model.trainable_weights)])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(b, a, atol=1e-4, rtol=1e-4)
+    # The analytic kernel gradient: sum over batch and positions of x_sub^T proj.
+    sub = x[:, ::stride[0], ::stride[1], :]
+    np.testing.assert_allclose(grads[1][1][0, 0], np.einsum("nhwc,nhwk->ck", sub, proj),
+                               atol=1e-3, rtol=1e-4)
 
 
-def test_layer_harness_and_gradients():
-    x = np.random.default_rng(1).normal(size=(2, 8, 8, 3)).astype("float32")
-    layer = run_layer_test(StridedPointwiseConv2D,
-                           dict(filters=4, kernel_size=1, strides=2, activation="relu"), x,
-                           expected_output_shape=(2, 4, 4, 4), expected_num_params=16)
-    check_gradients(layer, x)
+def test_switched_models_keep_keras_files_interchangeable(tmp_path):
+    stock, switched = _stock_and_switched(8, (2, 2), "valid")
+    assert type(switched.get_layer("conv")) is keras.layers.Conv2D
+    assert is_onednn_safe(switched.get_layer("conv")) and not is_onednn_safe(stock.get_layer("conv"))
+    x = np.random.default_rng(2).normal(size=(2, 8, 8, 5)).astype("float32")
+    # Weights files name the layers by class: a switched model's load into a stock one.
+    path = str(tmp_path / "w.weights.h5")
+    switched.save_weights(path)
+    fresh = keras.Model.from_config(stock.get_config())
+    fresh.load_weights(path)
+    np.testing.assert_allclose(fresh(x), stock(x), atol=1e-6)
+    # A .keras file of a switched model is a stock Keras file.
+    switched.save(str(tmp_path / "m.keras"))
+    plain = keras.saving.load_model(str(tmp_path / "m.keras"))
+    assert type(plain.get_layer("conv")) is keras.layers.Conv2D
+    np.testing.assert_allclose(plain(x), stock(x), atol=1e-6)
+    run_model_test(switched, x)
 
 
 def test_switches_only_strided_pointwise_convolutions_and_keeps_outputs():
@@ -108,10 +141,9 @@ def test_switches_only_strided_pointwise_convolutions_and_keeps_outputs():
     x = np.random.default_rng(2).normal(size=(2, 12, 12, 3)).astype("float32")
     before = keras.ops.convert_to_numpy(model(x))
     assert make_onednn_safe(model) == 2  # strided_1x1 in the nested model, and outer
-    assert type(inner.get_layer("strided_1x1")) is StridedPointwiseConv2D
-    assert type(model.get_layer("outer")) is StridedPointwiseConv2D
-    assert type(inner.get_layer("strided_3x3")) is keras.layers.Conv2D
-    assert type(inner.get_layer("unit_1x1")) is keras.layers.Conv2D
+    assert is_onednn_safe(inner.get_layer("strided_1x1")) and is_onednn_safe(model.get_layer("outer"))
+    assert not is_onednn_safe(inner.get_layer("strided_3x3"))
+    assert not is_onednn_safe(inner.get_layer("unit_1x1"))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), before, atol=1e-5)
     assert make_onednn_safe(model) == 0  # idempotent
 
@@ -120,14 +152,13 @@ def test_models_the_package_builds_and_loads_are_switched(tmp_path):
     from keras_fer.models import create_model, load_model
 
     model = create_model("mini_xception", num_classes=7, input_shape=(48, 48, 1))
-    switched = [l for l in model._flatten_layers() if isinstance(l, StridedPointwiseConv2D)]
+    switched = [l for l in model._flatten_layers() if is_onednn_safe(l)]
     assert len(switched) == 4  # one shortcut per Xception module
-    # A file saved with stock layers (the bundled zoo models were) loads switched.
     stock = keras.Sequential([keras.Input((8, 8, 2)), keras.layers.Conv2D(3, 1, strides=2)])
     path = str(tmp_path / "stock.keras")
     stock.save(path)
     loaded = load_model(path)
-    assert type(loaded.layers[0]) is StridedPointwiseConv2D
+    assert is_onednn_safe(loaded.layers[0])
     x = np.random.default_rng(3).normal(size=(1, 8, 8, 2)).astype("float32")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)),
                                keras.ops.convert_to_numpy(stock(x)), atol=1e-6)

@@ -23,47 +23,56 @@ one whose depthwise convolutions ran without oneDNN's depthwise kernels still cr
 The fix is exact and costs nothing measurable: a 1x1 convolution with stride s equals the
 same convolution with stride 1 on every s-th pixel (``x[:, ::s, ::s]``; "same" padding adds
 no pixels for a 1x1 kernel), and oneDNN's stride-1 path has no gather step.
-``make_onednn_safe`` switches such layers of any model in place (only their class changes,
-to a subclass with the same weights and config), so models built by keras-hub,
+``make_onednn_safe`` switches such layers of any model in place (only the instances' ``call``
+changes; class, config and weights stay Keras' own), so models built by keras-hub,
 ``keras.applications`` or loaded from a ``.keras`` file are covered as well as the package's
 own. Upstream: tensorflow/tensorflow#117700 (oneDNN memory corruption, TF 2.21) and the
 oneDNN corruption reports linked in docs/training.md.
 """
 
 import os
+import types
 
 import keras
 
 from keras_fer.layers.walk import iter_layers
 
 
-@keras.saving.register_keras_serializable(package="keras_fer")
-class StridedPointwiseConv2D(keras.layers.Conv2D):
-    """``keras.layers.Conv2D`` with a 1x1 kernel and stride > 1, computed as subsampling then a
-    stride-1 convolution (see the module docstring). Same arguments, weights and outputs."""
-
-    def call(self, inputs):
-        if self.data_format != "channels_last" or self.groups != 1:
-            return super().call(inputs)
-        sh, sw = self.strides
-        outputs = keras.ops.conv(inputs[:, ::sh, ::sw, :], self.kernel, strides=1,
-                                 padding="valid", dilation_rate=self.dilation_rate)
-        if self.use_bias:
-            outputs = outputs + self.bias
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+def strided_pointwise_call(layer, inputs):
+    """What a strided 1x1 ``Conv2D``'s ``call`` computes, as subsampling then a stride-1
+    convolution (see the module docstring)."""
+    sh, sw = layer.strides
+    outputs = keras.ops.conv(inputs[:, ::sh, ::sw, :], layer.kernel, strides=1,
+                             padding="valid", dilation_rate=layer.dilation_rate)
+    if layer.use_bias:
+        outputs = outputs + layer.bias
+    if layer.activation is not None:
+        outputs = layer.activation(outputs)
+    return outputs
 
 
 def _needs_switch(layer):
-    return (type(layer) is keras.layers.Conv2D and tuple(layer.kernel_size) == (1, 1)
-            and tuple(layer.strides) != (1, 1))
+    return (isinstance(layer, keras.layers.Conv2D) and layer.rank == 2
+            and tuple(layer.kernel_size) == (1, 1) and tuple(layer.strides) != (1, 1)
+            and layer.groups == 1 and layer.data_format == "channels_last"
+            and not is_onednn_safe(layer))
+
+
+def is_onednn_safe(layer):
+    """True if ``make_onednn_safe`` switched ``layer``."""
+    return bool(getattr(layer, "_keras_fer_onednn_safe", False))
 
 
 def make_onednn_safe(model):
     """Switches every strided 1x1 ``Conv2D`` inside ``model`` (nested models and keras-hub
-    backbones included) to ``StridedPointwiseConv2D``, in place; returns how many layers were
+    backbones included) to ``strided_pointwise_call``, in place; returns how many layers were
     switched. Every model the package builds, loads or trains goes through it.
+
+    Only the layer *instance*'s ``call`` changes: its class, config, weights and the names
+    Keras gives them in ``.keras`` / ``.weights.h5`` files stay those of ``keras.layers.Conv2D``,
+    so files move freely between switched and stock models (and stock Keras loads them). A
+    model loaded with plain ``keras.saving.load_model`` is not switched: pass it through here
+    (``keras_fer.models.load_model`` and ``zoo.load`` do).
 
     ``KERAS_FER_ONEDNN_WORKAROUND=0`` in the environment turns it off (to measure its cost, or
     to check whether a newer TensorFlow still needs it: ``tests/test_onednn_crash.py``)."""
@@ -72,6 +81,7 @@ def make_onednn_safe(model):
     switched = 0
     for layer in iter_layers(model):
         if _needs_switch(layer):
-            layer.__class__ = StridedPointwiseConv2D
+            layer.call = types.MethodType(strided_pointwise_call, layer)
+            layer._keras_fer_onednn_safe = True
             switched += 1
     return switched
