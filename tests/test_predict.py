@@ -481,15 +481,19 @@ def test_cli_bad_files_are_reported_and_the_others_still_processed(model_path, f
     assert len(two["faces"]) == 2 and blank["faces"] == []
     assert "too many pixels" in bombed["error"] and "does not exist" in absent["error"]
     lines = err.strip().splitlines()
-    assert len(lines) == 2 and "Traceback" not in err
+    assert len(lines) == 3 and "Traceback" not in err
     assert lines[0] == f"keras-fer predict: error: {missing}: file does not exist"  # at once
     assert str(bomb) in lines[1] and "too many pixels" in lines[1]
+    assert lines[2] == f"keras-fer predict: note: {files['blank']}: no face found"
     # Only bad files: nothing to do, the model is not even loaded.
-    code, out, err = _run(capsys, "predict", missing, tmp_path, "--model", model_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out, err = _run(capsys, "predict", missing, empty, "--model", model_path)
     assert code == 1 and out == ""
-    assert err.splitlines() == [f"keras-fer predict: error: {missing}: file does not exist",
-                                f"keras-fer predict: error: {tmp_path}: is a folder, not an "
-                                f"image file"]
+    assert err.splitlines() == [f"keras-fer predict: error: {empty}: no image files in this "
+                                f"folder (looked for .png, .jpg, .jpeg, .bmp, .tif, .tiff, "
+                                f".webp)",
+                                f"keras-fer predict: error: {missing}: file does not exist"]
 
 
 def test_empty_batch_in_the_app(predictor):

@@ -32,6 +32,7 @@ examples:
   keras-fer predict                          # the bundled sample photo
   keras-fer predict party.jpg --out annotated.png
   keras-fer predict photos/*.jpg --json > results.json
+  keras-fer predict photos/ --csv faces.csv  # a folder, one row per face
   keras-fer predict face48.png --no-detect   # an already-cropped face (e.g. FER2013)
   keras-fer predict photo.jpg --model my_model.keras
 
@@ -76,8 +77,10 @@ def _add_model_options(parser):
                        help="a .keras file or a model-zoo name (keras_fer.zoo.list_models()) "
                        "(default: %(default)s)")
     group.add_argument("--detector", choices=DETECTORS, default="haar",
-                       help="face detector: haar (OpenCV, built in) or yunet (needs "
-                       "--detector-model) (default: %(default)s)")
+                       help="face detector: haar (OpenCV's Haar cascade, built in, tuned for "
+                       "speed), haar-fer (the same cascade with fer's settings: full "
+                       "resolution, about 3x slower) or yunet (needs --detector-model) "
+                       "(default: %(default)s)")
     group.add_argument("--detector-model", metavar="ONNX",
                        help="local path of the YuNet ONNX file for --detector yunet")
     group.add_argument("--min-face", type=_positive_int, default=50, metavar="PIXELS",
@@ -107,7 +110,8 @@ def add_predict_parsers(subparsers):
         help="find the faces in images and classify their expressions",
         description=_PREDICT_DESCRIPTION)
     p.add_argument("images", nargs="*", metavar="IMAGE",
-                   help="image files (JPEG, PNG, BMP, TIFF, ...); default: the bundled sample")
+                   help="image files (JPEG, PNG, BMP, TIFF, ...) or folders (walked for "
+                   "image files, sub-folders included); default: the bundled sample")
     _add_model_options(p)
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true",
@@ -115,6 +119,12 @@ def add_predict_parsers(subparsers):
     out.add_argument("--out", metavar="FILE_OR_DIR",
                      help="write annotated copies (boxes, labels): a file name for one "
                      "image (e.g. annotated.png), else a folder (IMAGE_annotated.png in it)")
+    out.add_argument("--csv", metavar="FILE",
+                     help="write one CSV row per face (file, face, box, score, label, "
+                     "probabilities; a row with an error column for a file without a face or "
+                     "unreadable); per-image tables are then not printed")
+    out.add_argument("--jsonl", metavar="FILE",
+                     help="the same rows as --csv, one JSON object per line")
     out.add_argument("--no-detect", action="store_true",
                      help="skip face detection: each image is one face crop")
     p.set_defaults(func=_cmd_predict)
@@ -135,6 +145,14 @@ def add_predict_parsers(subparsers):
     vo.add_argument("--max-frames", type=_positive_int, metavar="N",
                     help="stop after N frames (default: the whole video; a camera runs until "
                     "Ctrl-C)")
+    vo.add_argument("--no-track", action="store_true",
+                    help="with --every N: hold the boxes still between analysed frames "
+                    "(default: each face's box follows it, by template matching)")
+    vo.add_argument("--smooth", type=_positive_int, default=5, metavar="N",
+                    help="label each face by its probabilities averaged over its last N "
+                    "analysed frames, so labels do not flicker (default: %(default)s)")
+    vo.add_argument("--no-smooth", dest="smooth", action="store_const", const=1,
+                    help="no smoothing: each analysed frame's own probabilities (--smooth 1)")
     vo.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.set_defaults(func=_cmd_video)
     return p, v
@@ -230,11 +248,80 @@ def _table(entry, class_names):
 
 
 def _missing_image(path):
-    if os.path.isdir(path):
-        return f"{path}: is a folder, not an image file"
     if not os.path.exists(path):
         return f"{path}: file does not exist"
     return None
+
+
+def _expand_folders(paths):
+    """``(images, problems)``: each folder replaced by its image files (by suffix, sorted,
+    sub-folders included); ``problems`` maps a folder without any to its message."""
+    images, problems = [], {}
+    for path in paths:
+        if not os.path.isdir(path):
+            images.append(path)
+            continue
+        found = sorted(os.path.join(root, name) for root, _, names in os.walk(path)
+                       for name in names if os.path.splitext(name)[1].lower() in _IMAGE_SUFFIXES)
+        if not found:
+            problems[path] = (f"{path}: no image files in this folder (looked for "
+                              f"{', '.join(_IMAGE_SUFFIXES)})")
+        images += found
+    return images, problems
+
+
+_ROW_FIELDS = ("file", "face", "x", "y", "w", "h", "score", "label", "probability")
+
+
+def _face_rows(entry):
+    """One dict per face of an image entry; one with ``error`` for no face or a bad file."""
+    if "error" in entry:
+        return [{"file": entry["path"], "error": entry["error"]}]
+    if not entry["faces"]:
+        return [{"file": entry["path"], "error": "no face found"}]
+    rows = []
+    for i, face in enumerate(entry["faces"], 1):
+        x, y, w, h = face["box"]
+        rows.append({"file": entry["path"], "face": i, "x": x, "y": y, "w": w, "h": h,
+                     "score": face["score"], "label": face["label"],
+                     "probability": face["probability"], "probabilities": face["probabilities"]})
+    return rows
+
+
+class _RowWriter:
+    """The ``--csv`` and ``--jsonl`` files, written as the images are processed."""
+
+    def __init__(self, csv_path, jsonl_path, class_names):
+        import csv
+
+        self.files, self.csv, self.jsonl, self.names = [], None, None, class_names
+        if csv_path:
+            handle = _open_for_writing(csv_path)
+            self.files.append(handle)
+            self.csv = csv.writer(handle)
+            self.csv.writerow(list(_ROW_FIELDS) + list(class_names) + ["error"])
+        if jsonl_path:
+            self.jsonl = _open_for_writing(jsonl_path)
+            self.files.append(self.jsonl)
+
+    def write(self, entry):
+        for row in _face_rows(entry):
+            if self.csv is not None:
+                probs = row.get("probabilities", {})
+                self.csv.writerow([row.get(k, "") for k in _ROW_FIELDS]
+                                  + [probs.get(n, "") for n in self.names]
+                                  + [row.get("error", "")])
+            if self.jsonl is not None:
+                self.jsonl.write(json.dumps(row) + "\n")
+
+    def close(self):
+        for handle in self.files:
+            handle.close()
+
+
+def _open_for_writing(path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return open(path, "w", newline="", encoding="utf-8")
 
 
 def _cmd_predict(args):
@@ -251,9 +338,10 @@ def _cmd_predict(args):
     if problem:
         _error("predict", problem)
         return 1
+    images, empty = _expand_folders(images)
     missing = {path: _missing_image(path) for path in images}
     missing = {path: message for path, message in missing.items() if message}
-    for message in missing.values():
+    for message in list(empty.values()) + list(missing.values()):
         _error("predict", message)
     if len(missing) == len(images):
         return 1
@@ -264,48 +352,69 @@ def _cmd_predict(args):
     except _LOAD_ERRORS as err:
         _error("predict", err)
         return 1
+    tables = not (args.json or args.csv or args.jsonl)
     if not args.json:
         print(_describe_model(predictor) + ("; no detection (each image is one face)"
                                             if args.no_detect else
                                             f"; detector {predictor.detector_name}"))
     out_paths = _annotated_paths(images, args.out)
-    entries, failures = [], 0
-    for path, out_path in zip(tqdm(images, unit="image", leave=False, disable=None
-                                   if len(images) > 1 else True), out_paths):
-        if path in missing:
-            failures += 1
-            entries.append({"path": path, "error": missing[path]})
-            continue
-        try:
-            image = predictor.load_image(path)
-            faces = (predictor.predict_crops([image]) if args.no_detect
-                     else predictor.predict(image))
-            entry = {"path": path, "width": int(image.shape[1]), "height": int(image.shape[0]),
-                     "faces": [f.to_dict() for f in faces]}
-            if out_path is not None:
-                from PIL import Image
-
-                os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-                Image.fromarray(predictor.annotate(image, faces)).save(out_path)
-                entry["annotated"] = out_path
-        except Exception as err:  # noqa: BLE001  one bad file must not lose the others
-            failures += 1
-            message = str(err) if isinstance(err, (ValueError, OSError)) else \
-                f"{type(err).__name__}: {err}"
-            message = message if path in message else f"{path}: {message}"
-            _error("predict", message)
-            entry = {"path": path, "error": message}
-        entries.append(entry)
-        if not args.json and "error" not in entry:
-            print(_table(entry, predictor.class_names))
-            if out_path is not None:
-                print(f"  annotated image: {out_path}")
+    try:
+        rows = _RowWriter(args.csv, args.jsonl, predictor.class_names)
+    except OSError as err:
+        _error("predict", err)
+        return 1
+    entries, failures = [], len(empty)
+    try:
+        for path, out_path in zip(tqdm(images, unit="image", leave=False, disable=None
+                                       if len(images) > 1 else True), out_paths):
+            entry = _predict_one(predictor, args, path, out_path, missing)
+            failures += "error" in entry
+            entries.append(entry)
+            rows.write(entry)
+            if tables and "error" not in entry:
+                print(_table(entry, predictor.class_names))
+                if out_path is not None:
+                    print(f"  annotated image: {out_path}")
+            elif "error" not in entry and not entry["faces"]:
+                print(f"keras-fer predict: note: {path}: no face found", file=sys.stderr)
+    finally:
+        rows.close()
     if args.json:
         document = {"model": predictor.model_name, "backend": predictor.backend,
                     "detector": None if args.no_detect else predictor.detector_name,
                     "class_names": predictor.class_names, "images": entries}
         print(json.dumps(document, indent=2))
+    elif not tables:
+        faces = sum(len(e.get("faces", [])) for e in entries)
+        print(f"{len(entries)} images: {faces} faces, "
+              f"{sum(1 for e in entries if e.get('faces') == [])} without a face, "
+              f"{failures} errors; rows in {', '.join(p for p in (args.csv, args.jsonl) if p)}")
     return 1 if failures else 0
+
+
+def _predict_one(predictor, args, path, out_path, missing):
+    """The JSON entry of one image (``{"path", "error"}`` for a bad one, reported here)."""
+    if path in missing:
+        return {"path": path, "error": missing[path]}
+    try:
+        image = predictor.load_image(path)
+        faces = (predictor.predict_crops([image]) if args.no_detect
+                 else predictor.predict(image))
+        entry = {"path": path, "width": int(image.shape[1]), "height": int(image.shape[0]),
+                 "faces": [f.to_dict() for f in faces]}
+        if out_path is not None:
+            from PIL import Image
+
+            os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+            Image.fromarray(predictor.annotate(image, faces)).save(out_path)
+            entry["annotated"] = out_path
+        return entry
+    except Exception as err:  # noqa: BLE001  one bad file must not lose the others
+        message = str(err) if isinstance(err, (ValueError, OSError)) else \
+            f"{type(err).__name__}: {err}"
+        message = message if path in message else f"{path}: {message}"
+        _error("predict", message)
+        return {"path": path, "error": message}
 
 
 def _default_video_out(source):
@@ -333,7 +442,8 @@ def _cmd_video(args):
         out = args.out or _default_video_out(args.source)
         result = process_video(predictor, args.source, out=out, every=args.every,
                                max_frames=args.max_frames,
-                               progress=False if args.no_progress else None)
+                               progress=False if args.no_progress else None,
+                               smooth=args.smooth, track=not args.no_track)
     except _LOAD_ERRORS as err:
         _error("video", err)
         return 1
@@ -342,8 +452,11 @@ def _cmd_video(args):
     print(f"frames processed: {result.frames} ({result.analysed} analysed, one in "
           f"{args.every})")
     print(f"faces found: {result.faces} (in the analysed frames)")
-    print(f"speed: {result.fps:.1f} FPS (decode + detect + classify, "
-          f"{result.seconds:.2f} s for {result.frames} frames)")
+    print(f"speed: {result.fps:.1f} FPS (decode + detect + classify + track, "
+          f"{result.seconds:.2f} s for {result.frames} frames); {result.total_fps:.1f} FPS "
+          f"with drawing and encoding")
+    print("ms per frame: " + ", ".join(f"{stage} {ms:.2f}"
+                                       for stage, ms in result.stage_ms().items()))
     if result.out:
         print(f"annotated video: {result.out} ({result.codec})")
     return 0 if result.frames else 1

@@ -50,7 +50,13 @@ from keras_fer.validation import is_path, positive_int
 
 #: The zoo model the app uses when none is named.
 DEFAULT_MODEL = "mini_xception.fer2013"
-DETECTORS = ("haar", "yunet")
+#: The Haar settings of each detector name. ``haar``, the default, was chosen on
+#: ``benchmarks/face_detection.py`` (docs/app.md): recall at least fer's at about a third of
+#: its detection time. ``haar-fer`` is fer's own (and this app's before): full resolution,
+#: scale 1.1, 5 neighbours.
+HAAR_SETTINGS = {"haar": {"scale_factor": 1.25, "min_neighbors": 1, "scan_size": 40},
+                 "haar-fer": {"scale_factor": 1.1, "min_neighbors": 5, "scan_size": None}}
+DETECTORS = ("haar", "haar-fer", "yunet")
 BACKENDS = ("auto", "tflite", "keras")
 
 
@@ -105,14 +111,15 @@ def _cached_tflite_path(source, model, quantize=None):
 
 
 def make_detector(detector="haar", min_face=50, detector_model=None):
-    """A ``FaceDetector`` from a name: ``"haar"`` (offline, the default) or ``"yunet"`` (needs
-    ``detector_model``, the local path of a YuNet ONNX file). An instance is returned as is."""
+    """A ``FaceDetector`` from a name: ``"haar"`` (offline, the default), ``"haar-fer"`` (the
+    same cascade with fer's settings, slower) or ``"yunet"`` (needs ``detector_model``, the
+    local path of a YuNet ONNX file). An instance is returned as is."""
     from keras_fer.faces import FaceDetector, HaarFaceDetector, YuNetFaceDetector
 
     if isinstance(detector, FaceDetector):
         return detector
-    if detector == "haar":
-        return HaarFaceDetector(min_size=(min_face, min_face))
+    if detector in HAAR_SETTINGS:
+        return HaarFaceDetector(min_size=(min_face, min_face), **HAAR_SETTINGS[detector])
     if detector == "yunet":
         if detector_model is None:
             raise ValueError("detector 'yunet' needs detector_model: the local path of a YuNet "
@@ -120,6 +127,14 @@ def make_detector(detector="haar", min_face=50, detector_model=None):
                              "keras-fer downloads nothing")
         return YuNetFaceDetector(model=detector_model)
     raise ValueError(f"detector must be one of {DETECTORS} or a FaceDetector, got {detector!r}")
+
+
+def keep_detections(detections, threshold=0.5, min_face=50):
+    """The detections the app keeps: confidence above ``threshold`` (paper 003's rule) and
+    shorter side at least ``min_face`` pixels, highest confidence first."""
+    kept = [det for det in detections
+            if det.confidence > threshold and min(det.box[2], det.box[3]) >= min_face]
+    return sorted(kept, key=lambda det: -det.confidence)
 
 
 def _outputs_probabilities(model):
@@ -304,23 +319,44 @@ class Predictor:
         ``[(Detection, (x, y, w, h)), ...]``."""
         from keras_fer.faces import square_box
 
-        kept = []
-        for det in self.detector.detect(image):
-            if det.confidence <= self.threshold or min(det.box[2], det.box[3]) < self.min_face:
-                continue
-            kept.append((det, square_box(det.box, image.shape, square=True, margin=self.margin)))
-        return sorted(kept, key=lambda item: -item[0].confidence)
+        return [(det, square_box(det.box, image.shape, square=True, margin=self.margin))
+                for det in keep_detections(self.detector.detect(image), self.threshold,
+                                           self.min_face)]
+
+    def classify(self, image, kept):
+        """The faces ``kept = self.detect(image)`` of an image array -> ``list[FacePrediction]``
+        (one batched model call)."""
+        return self.predict_batch([image], [kept])[0]
 
     def predict(self, image_or_path):
         """Every face in an image (array or file path) -> ``list[FacePrediction]``, highest
         detector confidence first; ``[]`` when there is no face. All faces of the image go
         through the model in one batched call."""
-        image = self.load_image(image_or_path)
-        kept = self.detect(image)
-        crops = [image[y:y + h, x:x + w] for _, (x, y, w, h) in kept]
-        return self._predictions(crops, [region for _, region in kept],
-                                 [det.confidence for det, _ in kept],
-                                 [det.box for det, _ in kept])
+        return self.predict_batch([image_or_path])[0]
+
+    def predict_batch(self, images, detections=None):
+        """``predict`` for a list of images (arrays or paths) -> one ``list[FacePrediction]``
+        per image. Every face of every image goes through the model together (in calls of
+        at most ``batch_size`` faces). ``detections``: each image's ``self.detect(image)``
+        when it is already known (video), else detection runs here. A path that cannot be
+        read raises, naming it (``predict`` one path at a time to skip bad files)."""
+        images = [self.load_image(image) for image in images]
+        if detections is None:
+            detections = [self.detect(image) for image in images]
+        if len(detections) != len(images):
+            raise ValueError(f"detections: one list per image expected, got {len(detections)} "
+                             f"for {len(images)} images")
+        flat = [(image, det, region) for image, kept in zip(images, detections)
+                for det, region in kept]
+        faces = self._predictions([image[y:y + h, x:x + w] for image, _, (x, y, w, h) in flat],
+                                  [region for _, _, region in flat],
+                                  [det.confidence for _, det, _ in flat],
+                                  [det.box for _, det, _ in flat])
+        out, start = [], 0
+        for kept in detections:
+            out.append(faces[start:start + len(kept)])
+            start += len(kept)
+        return out
 
     def predict_crops(self, faces):
         """Already-cropped faces (arrays or paths), no detection -> one ``FacePrediction`` each,

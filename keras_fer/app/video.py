@@ -11,12 +11,18 @@ from keras_fer.app.drawing import annotate
 from keras_fer.validation import positive_int
 
 
+#: The stages timed by ``process_video``, in the order they run on a frame.
+STAGES = ("decode", "detect", "classify", "track", "draw", "write")
+
+
 @dataclasses.dataclass(frozen=True)
 class VideoResult:
-    """What ``process_video`` did: ``frames`` read, ``analysed`` (the others reused the last
-    predictions), ``faces`` found in analysed frames, ``seconds`` spent decoding, detecting and
-    classifying (drawing and encoding excluded), ``fps`` = frames / seconds, the written file
-    ``out`` and its ``codec`` (``None`` when no output was asked for)."""
+    """What ``process_video`` did: ``frames`` read, ``analysed`` (detected and classified; the
+    others had their boxes tracked), ``faces`` found in analysed frames, ``seconds`` spent
+    decoding, detecting, classifying and tracking (drawing and encoding excluded), ``fps`` =
+    frames / seconds, the written file ``out`` and its ``codec`` (``None`` when no output was
+    asked for), and ``stage_seconds``: total seconds per stage of ``STAGES`` (``track``
+    includes smoothing; ``draw`` and ``write`` are 0 without ``out``)."""
 
     frames: int
     analysed: int
@@ -26,6 +32,17 @@ class VideoResult:
     out: Optional[str]
     codec: Optional[str]
     interrupted: bool = False
+    stage_seconds: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def total_fps(self):
+        """Frames per second of the whole run, drawing and encoding included."""
+        total = sum(self.stage_seconds.values())
+        return self.frames / total if total > 0 else 0.0
+
+    def stage_ms(self):
+        """Milliseconds per frame of each stage (``{stage: ms}``)."""
+        return {k: 1000 * v / max(self.frames, 1) for k, v in self.stage_seconds.items()}
 
 
 def parse_video_source(source):
@@ -67,21 +84,26 @@ def open_video_writer(path, fps, size, notify=print):
 
 
 def process_video(predictor, source, out=None, every=1, max_frames=None, progress=None,
-                  notify=print):
+                  notify=print, smooth=5, track=True):
     """Runs ``predictor`` over a video file or camera and writes the annotated frames.
 
     ``source``: a file path or camera index. ``out``: the annotated video to write (``None``:
-    none). ``every``: analyse one frame in ``every`` (frame skipping); the frames in between are
-    annotated with the last analysed frame's predictions. ``max_frames``: stop after that many
-    frames (a camera otherwise runs until Ctrl-C, which ends the run cleanly). ``progress``:
-    tqdm bar when the frame count is known (``None``: only on a terminal). Headless: nothing is
-    shown on screen. Returns a ``VideoResult``.
+    none). ``every``: detect and classify one frame in ``every``; on the frames in between
+    each face's box is tracked (``track=True``, ``keras_fer.app.tracking``) or held still
+    (``track=False``), with the last labels. ``smooth``: the label of a face is the argmax of
+    its probabilities averaged over its last ``smooth`` analysed frames (1: no smoothing).
+    ``max_frames``: stop after that many frames (a camera otherwise runs until Ctrl-C, which
+    ends the run cleanly). ``progress``: tqdm bar when the frame count is known (``None``:
+    only on a terminal). Headless: nothing is shown on screen. Returns a ``VideoResult``.
     """
     import cv2
     from tqdm.auto import tqdm
 
+    from keras_fer.app.tracking import FaceTracks
+
     every = positive_int(every, "every")
     max_frames = positive_int(max_frames, "max_frames", allow_none=True)
+    tracks = FaceTracks(window=positive_int(smooth, "smooth"))
     source = parse_video_source(source)
     capture = cv2.VideoCapture(source)
     if not capture.isOpened():
@@ -97,26 +119,43 @@ def process_video(predictor, source, out=None, every=1, max_frames=None, progres
                disable=(None if progress is None else not progress) if total > 0 else True)
     writer, out_path, codec = None, None, None
     frames = analysed = faces = 0
-    seconds, interrupted, last = 0.0, False, []
+    interrupted, shown = False, []
+    stages = dict.fromkeys(STAGES, 0.0)
+    clock = time.perf_counter
     try:
         while max_frames is None or frames < max_frames:
-            start = time.perf_counter()
+            start = clock()
             ok, frame = capture.read()
             if not ok:
-                seconds += time.perf_counter() - start
+                stages["decode"] += clock() - start
                 break
             rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            now = clock()
+            stages["decode"] += now - start
             if frames % every == 0:
-                last = predictor.predict(rgb)
+                kept = predictor.detect(rgb)
+                start, now = now, clock()
+                stages["detect"] += now - start
+                found = predictor.classify(rgb, kept)
+                start, now = now, clock()
+                stages["classify"] += now - start
+                shown = tracks.update(found, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
                 analysed += 1
-                faces += len(last)
-            seconds += time.perf_counter() - start
+                faces += len(found)
+            elif track and tracks.tracks:
+                shown = tracks.follow(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+            start, now = now, clock()
+            stages["track"] += now - start
             frames += 1
             if out is not None:
+                drawn = cv2.cvtColor(annotate(rgb, shown), cv2.COLOR_RGB2BGR)
+                start, now = now, clock()
+                stages["draw"] += now - start
                 if writer is None:
                     writer, out_path, codec = open_video_writer(
                         out, fps_in, (rgb.shape[1], rgb.shape[0]), notify)
-                writer.write(cv2.cvtColor(annotate(rgb, last), cv2.COLOR_RGB2BGR))
+                writer.write(drawn)
+                stages["write"] += clock() - now
             bar.update(1)
     except KeyboardInterrupt:
         interrupted = True
@@ -125,6 +164,7 @@ def process_video(predictor, source, out=None, every=1, max_frames=None, progres
         capture.release()
         if writer is not None:
             writer.release()
+    seconds = sum(stages[k] for k in ("decode", "detect", "classify", "track"))
     return VideoResult(frames=frames, analysed=analysed, faces=faces, seconds=seconds,
                        fps=frames / seconds if seconds > 0 else 0.0, out=out_path, codec=codec,
-                       interrupted=interrupted)
+                       interrupted=interrupted, stage_seconds=stages)
