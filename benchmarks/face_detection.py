@@ -5,8 +5,9 @@
     python benchmarks/face_detection.py [--data ../shared/data] [--photos 20] [--seeds 0 1 2]
 
 **Photos** (deterministic from ``--seeds``; nothing is written to disk): per seed,
-``--photos`` photos at 480x480 and as many at 1280x720. Each has a cluttered background (colour gradient, random
-rectangles, ellipses, lines and text, Gaussian noise, sometimes blurred) and 0 to 5 faces
+``--photos`` photos at 480x480 and as many at 1280x720. Each has a cluttered background
+(colour gradient, random rectangles, ellipses, lines and text, Gaussian noise, sometimes
+blurred) and 0 to 5 faces
 pasted at random non-overlapping positions, square, 60 to 200 pixels (480x480) or 60 to 240
 pixels (1280x720), with a feathered edge and a random skin tint. Faces come from the shared
 datasets: CK+48 (48x48, upscaled), FER2013 PublicTest (48x48, upscaled) and JAFFE (a fixed
@@ -147,20 +148,12 @@ def build_photos(faces, count, seed):
     return photos
 
 
-def iou(a, b):
-    ax0, ay0, aw, ah = a
-    bx0, by0, bw, bh = b
-    iw = max(0, min(ax0 + aw, bx0 + bw) - max(ax0, bx0))
-    ih = max(0, min(ay0 + ah, by0 + bh) - max(ay0, by0))
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
-
-
 def match(truths, found, threshold=0.5):
     """Greedy one-to-one matching by IoU; returns the IoUs of the matched pairs."""
-    pairs = sorted(((iou(t, f), i, j) for i, t in enumerate(truths) for j, f in enumerate(found)),
-                   reverse=True)
+    from keras_fer.app.tracking import box_iou
+
+    pairs = sorted(((box_iou(t, f), i, j) for i, t in enumerate(truths)
+                    for j, f in enumerate(found)), reverse=True)
     used_t, used_f, ious = set(), set(), []
     for value, i, j in pairs:
         if value < threshold:

@@ -85,7 +85,7 @@ def _add_model_options(parser):
                        help="local path of the YuNet ONNX file for --detector yunet")
     group.add_argument("--min-face", type=_positive_int, default=50, metavar="PIXELS",
                        help="ignore faces smaller than this; 32 finds smaller faces, at about "
-                       "1.5x the detection time (default: %(default)s, as fer)")
+                       "2.5x the detection time (default: %(default)s, as fer)")
     group.add_argument("--margin", type=_fraction, default=0.0,
                        help="widen each square face crop by this fraction of its side on "
                        "every side, e.g. 0.1 (default: %(default)s)")

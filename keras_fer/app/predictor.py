@@ -159,13 +159,14 @@ class Predictor:
     """Detects faces, classifies their expressions and draws the result.
 
     ``model``: a ``keras.Model``, a ``.keras`` path or a zoo name (default
-    ``"mini_xception.fer2013"``). ``detector``: ``"haar"``, ``"yunet"`` (with
+    ``"mini_xception.fer2013"``). ``detector``: ``"haar"``, ``"haar-fer"``, ``"yunet"`` (with
     ``detector_model``, a local ONNX path) or any ``keras_fer.faces.FaceDetector``.
     ``min_face``: faces whose shorter box side is below this many pixels are ignored (default
     50, as ``fer``): they are smaller than the 48-pixel FER training faces, and the smallest
-    windows are the Haar detector's most numerous: scanning down to 32 pixels took about 1.5x
-    the detection time of 50 on 640x480 photos (95 against 64 ms here), the larger part of an
-    image's end-to-end time. Pass 32 to find smaller faces. ``margin``: widens the square crop
+    windows are the Haar detector's most numerous: with the default ``haar`` detector, scanning
+    down to 32 pixels took about 2.5x the detection time of 50 on 640x480 photos (with fer's
+    settings, 1.5x), the larger part of an image's end-to-end time. Pass 32 to find smaller
+    faces. ``margin``: widens the square crop
     by that fraction of its side on every side (0 is the paper's rule). ``threshold``: keep
     detections with confidence above it. ``grayscale``: convert crops to grey before an RGB
     model (default; see the module docstring); ``False`` feeds colour. ``batch_size``: most faces
