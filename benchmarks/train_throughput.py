@@ -41,9 +41,9 @@ against the fp32 default of the same configuration in the same repeat:
 * ``mixed_bfloat16`` (Keras global policy set before the model is built, as ``TrainConfig(
   mixed_precision=...)`` does);
 * threads: ``tf.config.threading`` intra-op / inter-op pool sizes of 1 or 2 against the
-  default (0: TensorFlow sizes both pools from the cores it sees). TensorFlow's oneDNN build runs its kernels on TF's own Eigen pool, not
-  OpenMP, so ``OMP_NUM_THREADS`` changes nothing and ``TF_NUM_INTEROP_THREADS`` is the same
-  knob as the inter-op setting;
+  default (0: TensorFlow sizes both pools from the cores it sees). TensorFlow's oneDNN build
+  runs its kernels on TF's own Eigen pool, not OpenMP, so ``OMP_NUM_THREADS`` changes nothing
+  and ``TF_NUM_INTEROP_THREADS`` is the same knob as the inter-op setting;
 * oneDNN off (``TF_ENABLE_ONEDNN_OPTS=0`` in the subprocess environment);
 * ``jit_compile=True`` (XLA): Keras' own ``train_on_batch`` of the model compiled with
   ``jit_compile=True``, against the engine's step (no XLA; Keras' "auto" also means no XLA on
