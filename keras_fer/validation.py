@@ -16,8 +16,8 @@ def check_int(value, name, minimum=1, allow_none=False):
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be {'None or ' if allow_none else ''}an integer >= "
-                         f"{minimum}, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {minimum}"
+                         f"{' or None' if allow_none else ''}, got {value!r}")
     return int(value)
 
 

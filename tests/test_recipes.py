@@ -384,13 +384,15 @@ def _benchmark(args, timeout=600):
 
 def test_train_throughput_keras_side(tmp_path):
     path = str(tmp_path / "t.json")
-    result = _benchmark(["--families", "mini_xception", "--batch-size", "2", "--steps", "1",
+    result = _benchmark(["--families", "mini_xception", "--configs", "none", "--batch-sizes",
+                         "2", "--steps", "1", "--warmup", "1", "--repeats", "1", "--no-timm",
                          "--json", path])
     assert result.returncode == 0, result.stderr[-2000:]
     assert "mini_xception" in result.stdout and "img/s" in result.stdout
-    row = json.load(open(path))["results"][0]
-    assert row["keras_img_s"] > 0 and row["timm"] is None and row["ratio"] is None
-    assert row["keras"]["input"] == [48, 48, 1]
+    (row,) = json.load(open(path))["throughput"]["raw"]
+    assert row["key"] == ["family", "mini_xception", 2]
+    assert len(row["runs"]) == 1 and row["runs"][0] > 0
+    assert row["results"][0]["input"] == [48, 48, 1]
 
 
 def test_train_throughput_rejects_unknown_family():

@@ -318,12 +318,12 @@ def test_bad_arguments(model, content, model_path, tmp_path):
 
     with pytest.raises(ValueError, match="quantize must be one of .*got 'int8'"):
         to_tflite(model, quantize="int8")
-    with pytest.raises(ValueError, match="batch_size must be None or an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1 or None, got 0"):
         to_tflite(model, batch_size=0)
     a, b = keras.Input((8, 8, 1)), keras.Input((8, 8, 1))
     with pytest.raises(ValueError, match="exactly one input, got 2"):
         to_tflite(keras.Model([a, b], keras.layers.Add()([a, b])))
-    with pytest.raises(ValueError, match="num_threads must be None or an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="num_threads must be an integer >= 1 or None, got 0"):
         TFLiteRunner(content, num_threads=0)
     with pytest.raises(ValueError, match="not a loadable TFLite model"):
         TFLiteRunner(b"not a flatbuffer at all")

@@ -52,7 +52,9 @@ def strided_pointwise_call(layer, inputs):
 
 
 def _needs_switch(layer):
-    return (isinstance(layer, keras.layers.Conv2D) and layer.rank == 2
+    # Keras' own Conv2D only: a subclass (weight-standardised convolutions in the hybrid
+    # ViT's ResNet stem) computes something else in its call, which must be kept.
+    return (type(layer) is keras.layers.Conv2D
             and tuple(layer.kernel_size) == (1, 1) and tuple(layer.strides) != (1, 1)
             and layer.groups == 1 and layer.data_format == "channels_last"
             and not is_onednn_safe(layer))
