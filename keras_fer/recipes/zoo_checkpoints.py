@@ -304,7 +304,8 @@ def entry_metrics(name, spec, rows, runs, args):
         protocol = (f"{spec['dataset']} Training -> PublicTest, last epoch"
                     if spec["protocol"] == "official" else
                     f"{spec['dataset']} 90 % of Training -> the other 10 % (stratified, seed "
-                    f"0), last epoch; PublicTest in public_test when measured")
+                    f"0), last epoch; " + ("PublicTest in public_test" if args.final_test else
+                                           "PublicTest not measured yet (not final)"))
         metrics = {"protocol": protocol,
                    "accuracy": row["accuracy"], "mean_class_accuracy":
                    row["mean_class_accuracy"], "weighted": row["weighted"],
