@@ -165,7 +165,8 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
             if config.input_shape and tuple(model.input_shape[1:]) != tuple(config.input_shape):
                 raise ValueError(f"init={config.init!r} takes {tuple(model.input_shape[1:])} "
                                  f"inputs, but input_shape={tuple(config.input_shape)}")
-            # Kept in the run folder: a resumed run may no longer reach its source.
+            # Copied at the start: by the end the source may have changed (a warm restart
+            # republishes the very entry it started from).
             if is_chief(strategy) and not os.path.exists(inherited_path):
                 write_json_atomically(inherited_path, inherited)
         elif model is None:
