@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 #: Online presets accepted by ``make_dataset(augment=...)``.
-PRESETS = ("basic", "randaugment")
+PRESETS = ("basic", "basic_erasing", "randaugment")
 
 
 def augmentation_layers(augment, seed=None):
@@ -32,6 +32,9 @@ def augmentation_layers(augment, seed=None):
       translation up to 10 %, additive brightness up to +-20 % of the range. Mild on purpose:
       48x48 faces lose the mouth or eyes under the paper's offline 0.6 zoom / 0.2 shifts,
       which are applied once there, not every epoch on every image.
+    * ``"basic_erasing"``: ``"basic"``, then random erasing (Zhong et al. 2020) of one
+      rectangle of 2-20 % of the face in half of the images, filled with noise: occluded
+      eyes or mouth force the use of the rest of the face.
     * ``"randaugment"``: horizontal flip then ``keras.layers.RandAugment`` (2 ops, factor
       0.5). Keras draws the two operations once per *batch* (magnitudes per image), so one
       batch shares its operation types; across batches every op appears.
@@ -48,14 +51,19 @@ def augmentation_layers(augment, seed=None):
             raise ValueError(f"augment must be None, one of {PRESETS} or a list of layers, "
                              f"got {augment!r}")
         seeds = _layer_seeds(seed)
-        if augment == "basic":
-            return [
+        if augment in ("basic", "basic_erasing"):
+            layers = [
                 keras.layers.RandomFlip("horizontal", seed=next(seeds)),
                 keras.layers.RandomRotation(10.0 / 360.0, fill_mode="nearest", seed=next(seeds)),
                 keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=next(seeds)),
                 keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=next(seeds)),
                 keras.layers.RandomBrightness(0.2, value_range=(0, 255), seed=next(seeds)),
             ]
+            if augment == "basic_erasing":
+                layers.append(keras.layers.RandomErasing(factor=0.5, scale=(0.02, 0.2),
+                                                         value_range=(0, 255),
+                                                         seed=next(seeds)))
+            return layers
         return [
             keras.layers.RandomFlip("horizontal", seed=next(seeds)),
             keras.layers.RandAugment(value_range=(0, 255), num_ops=2, factor=0.5,

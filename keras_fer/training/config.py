@@ -7,6 +7,8 @@ import typing
 from typing import Optional
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+#: ``init_mode``: the source model itself, or its weights copied by layer name into ``arch``.
+INIT_MODES = ("model", "layers")
 LOSSES = ("ce", "focal", "pdls", "fpdls")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
 PROTOCOLS = ("official", "subject_kfold", "random")
@@ -72,7 +74,11 @@ class TrainConfig:
     or downloaded), a ``.keras`` file, or the ``out_dir`` of an earlier run. The model's
     architecture then comes from that source (``arch``/``arch_options`` are ignored); a
     different class count gets a new head. The run's ``training_history.json`` continues the
-    source's history (``keras_fer.training.warm_start``).
+    source's history (``keras_fer.training.warm_start``). ``init_mode="layers"`` instead builds
+    ``arch``/``arch_options`` and copies the source's weights into every layer of the same
+    name whose weight shapes match: a trained backbone into a variant of it (attention modules
+    inserted, a stem without max-pool); the layers left at their initialisation are listed in
+    the log and the history.
 
     ``ema_momentum`` keeps an exponential moving average of the weights (Keras' optimizer
     ``use_ema``; 0.999 averages over ~1000 steps): validation, the best-model file and the
@@ -84,6 +90,7 @@ class TrainConfig:
     arch_options: dict = dataclasses.field(default_factory=dict)
     input_shape: Optional[tuple] = None
     init: Optional[str] = None
+    init_mode: str = "model"
     # data
     dataset: Optional[str] = None
     data_root: Optional[str] = None
@@ -152,6 +159,7 @@ class TrainConfig:
                 raise ValueError(f"{field} must be {'> 0' if strict else '>= 0'}, got {value}")
 
         choice("optimizer", OPTIMIZERS)
+        choice("init_mode", INIT_MODES)
         choice("loss", LOSSES)
         choice("schedule", SCHEDULES)
         choice("protocol", PROTOCOLS)
@@ -180,6 +188,8 @@ class TrainConfig:
             from keras_fer.training.warm_start import check_init
 
             check_init(self.init)
+        elif self.init_mode != "model":
+            raise ValueError(f"init_mode={self.init_mode!r} needs an init (the weights' source)")
         if not 0 <= self.fold < self.folds:
             raise ValueError(f"fold must be in [0, folds={self.folds}), got {self.fold}")
         if not 0 < self.step_factor < 1 or not 0 < self.plateau_factor < 1:

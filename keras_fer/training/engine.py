@@ -158,10 +158,25 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
             print(f"val:   {len(val_data)} images {dict(val_data.class_counts())}")
 
     inherited_path = os.path.join(config.out_dir, warm_start.INHERITED_FILE)
+    transfer_path = os.path.join(config.out_dir, warm_start.TRANSFER_FILE)
     with strategy.scope():
         if model is None and config.init:
             model, inherited = warm_start.load_initial_model(
                 config.init, num_classes, list(train_data.classes))
+            if config.init_mode == "layers":
+                source, model = model, create_model(
+                    config.arch, num_classes=num_classes,
+                    input_shape=config.input_shape or tuple(model.input_shape[1:]),
+                    **config.arch_options)
+                copied, skipped = warm_start.transfer_weights(source, model)
+                del source
+                if config.verbose:
+                    print(f"init_mode='layers': {len(copied)} layers from {config.init}; "
+                          f"{len(skipped)} keep their initialisation: {', '.join(skipped)}")
+                if is_chief(strategy):
+                    write_json_atomically(transfer_path, {
+                        "from": config.init, "layers_copied": len(copied),
+                        "layers_initialised": skipped})
             if config.input_shape and tuple(model.input_shape[1:]) != tuple(config.input_shape):
                 raise ValueError(f"init={config.init!r} takes {tuple(model.input_shape[1:])} "
                                  f"inputs, but input_shape={tuple(config.input_shape)}")
@@ -254,7 +269,8 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
         write_json_atomically(
             os.path.join(config.out_dir, warm_start.HISTORY_FILE),
             warm_start.read_history(inherited_path)
-            + [warm_start.run_record(config, len(train_data), history, report)])
+            + [warm_start.run_record(config, len(train_data), history, report,
+                                     transfer=warm_start.read_transfer(transfer_path))])
     # The workers leave together, after the chief's writes (a worker that exits first is
     # reported as crashed by the coordination service on the chief).
     wait_for_workers(strategy)

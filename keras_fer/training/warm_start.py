@@ -23,9 +23,11 @@ import sys
 ZOO_PREFIX = "zoo:"
 HISTORY_FILE = "training_history.json"
 INHERITED_FILE = "inherited_history.json"
+#: What ``init_mode="layers"`` copied and what it left at its initialisation.
+TRANSFER_FILE = "transfer.json"
 
 #: Config fields a history record keeps (the rest are infrastructure or defaults).
-RECORD_FIELDS = ("arch", "arch_options", "input_shape", "init", "dataset", "protocol",
+RECORD_FIELDS = ("arch", "arch_options", "input_shape", "init", "init_mode", "dataset", "protocol",
                  "train_split", "val_split", "augment", "mixup", "cutmix", "batch_size",
                  "epochs", "optimizer", "learning_rate", "weight_decay", "schedule", "loss",
                  "label_smoothing", "label_mode", "mixed_precision", "ema_momentum", "sam_rho",
@@ -103,7 +105,47 @@ def load_initial_model(init, num_classes, class_names):
     return model, read_history(os.path.join(os.path.dirname(path), HISTORY_FILE))
 
 
-def run_record(config, train_images, history, report=None):
+def transfer_weights(source, target):
+    """Copies into every layer of ``target`` the weights of the ``source`` layer with the same
+    name when all their shapes match (layers nested in sub-models included). Returns
+    ``(copied, skipped)``: the names of the target layers that got weights, and of those with
+    weights that kept their initialisation (no such layer in ``source``, or other shapes: a
+    new head, an inserted module). Raises ``ValueError`` when no layer matches: the two models
+    have nothing in common, which is never what a warm start meant."""
+    from keras_fer.layers.walk import iter_layers
+
+    def leaves(model):
+        # Leaf layers only: a container's weights are its children's, listed once below it.
+        return [layer for layer in iter_layers(model) if layer.weights
+                and not (getattr(layer, "layers", None) or getattr(layer, "_layers", None))]
+
+    by_name = {}
+    for layer in leaves(source):
+        by_name.setdefault(layer.name, layer)
+    copied, skipped = [], []
+    for layer in leaves(target):
+        twin = by_name.get(layer.name)
+        if twin is not None and [tuple(w.shape) for w in twin.weights] == \
+                [tuple(w.shape) for w in layer.weights]:
+            layer.set_weights(twin.get_weights())
+            copied.append(layer.name)
+        else:
+            skipped.append(layer.name)
+    if not copied:
+        raise ValueError(f"init_mode='layers': no layer of {target.name!r} has a namesake with "
+                         f"the same weight shapes in {source.name!r}")
+    return copied, skipped
+
+
+def read_transfer(path):
+    """The ``TRANSFER_FILE`` of a run, or None when it did not transfer weights by layer."""
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def run_record(config, train_images, history, report=None, transfer=None):
     """One run of a model's history: how it was trained and what it measured."""
     epochs = len(history)
     vals = [h["val_accuracy"] for h in history if "val_accuracy" in h]
@@ -115,7 +157,7 @@ def run_record(config, train_images, history, report=None):
         metrics.update({k: report[k] for k in ("accuracy", "weighted_f1", "mean_class_accuracy")
                         if isinstance(report.get(k), (int, float))})
     settings = config.to_dict()
-    return {
+    record = {
         "command": " ".join(shlex.quote(a) for a in [os.path.basename(sys.argv[0])]
                             + sys.argv[1:]),
         "config": {k: settings[k] for k in RECORD_FIELDS if k in settings},
@@ -126,3 +168,6 @@ def run_record(config, train_images, history, report=None):
         "metrics": metrics,
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    if transfer:
+        record["transfer"] = transfer
+    return record

@@ -36,7 +36,7 @@ def basic_block(x, filters, stride, name):
 
 def resnet_backbone(input_shape, depths=DEPTHS["resnet18"], attention=None,
                     attention_cutoff=None, attention_options=None, small_input=False,
-                    width_multiplier=1.0, name="resnet18"):
+                    width_multiplier=1.0, stem_pool=True, name="resnet18"):
     """The ResNet feature extractor: image (normalised) -> (B, H/32, W/32, 512 x
     ``width_multiplier``) feature map.
 
@@ -63,7 +63,14 @@ def resnet_backbone(input_shape, depths=DEPTHS["resnet18"], attention=None,
         width_multiplier: scales every stage's channels (rounded to a multiple of 8, as
             MobileNetV2's): 0.25 gives 16, 32, 64, 128 channels and 1/16 of the weights, a
             model small enough to ship inside the package. timm checkpoints only fit 1.0.
+        stem_pool: False keeps the 7x7 stride-2 stem conv but drops its max-pool: a 48x48
+            face reaches stage 1 at 24x24 and the last stage at 3x3 (not 12x12 and 2x2), for
+            4x the compute, a quarter of ``small_input``'s. Every weight keeps its shape and
+            name, so a model trained with the pool warm-starts this one layer for layer.
     """
+    if small_input and not stem_pool:
+        raise ValueError("stem_pool=False drops the default stem's max-pool; small_input=True "
+                         "has none to drop")
     if len(depths) != 4 or any(not isinstance(d, int) or d < 1 for d in depths):
         raise ValueError(f"depths must be 4 positive ints, got {depths!r}")
     cnn_common.check_width_multiplier(width_multiplier)
@@ -81,7 +88,8 @@ def resnet_backbone(input_shape, depths=DEPTHS["resnet18"], attention=None,
         x = cnn_common.conv2d(inputs, widths[0], 7, "conv1", stride=2)
         x = cnn_common.batch_norm("bn1")(x)
         x = keras.layers.ReLU(name="act1")(x)
-        x = cnn_common.max_pool_3x3_s2(x, "maxpool")
+        if stem_pool:
+            x = cnn_common.max_pool_3x3_s2(x, "maxpool")
     x = cnn_common.apply_attention(x, ATTENTION_POINTS[0], **hook)
     for stage, (depth, width) in enumerate(zip(depths, widths)):
         for block in range(depth):
