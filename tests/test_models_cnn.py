@@ -164,6 +164,21 @@ def test_resnet_attention_sits_after_the_stem_and_stages_1_to_3():
     assert small.backbone.output_shape == (None, 6, 6, 512)
 
 
+def test_resnet_without_stem_pool_keeps_every_weight_and_twice_the_resolution():
+    pooled = create_model("resnet18", input_shape=(48, 48, 1), width_multiplier=0.25)
+    unpooled = create_model("resnet18", input_shape=(48, 48, 1), width_multiplier=0.25,
+                            stem_pool=False, attention="hfc", attention_cutoff=0.25,
+                            attention_options={"relative_cutoff": True})
+    assert "maxpool" not in [layer.name for layer in unpooled.backbone.layers]
+    assert pooled.backbone.output_shape == (None, 2, 2, 128)
+    assert unpooled.backbone.output_shape == (None, 3, 3, 128)
+    assert unpooled.arch_options["stem_pool"] is False
+    shapes = {w.path: w.shape for w in pooled.weights}
+    assert all(shapes[w.path] == w.shape for w in unpooled.weights if w.path in shapes)
+    with pytest.raises(ValueError, match="small_input=True has none to drop"):
+        create_model("resnet18", input_shape=(48, 48, 1), small_input=True, stem_pool=False)
+
+
 def test_mobilenetv2_attention_sits_after_the_stem_and_the_first_six_stages():
     model = create_model("mobilenetv2", input_shape=(64, 64, 3), attention="hfc",
                          attention_cutoff=0.0)

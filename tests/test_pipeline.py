@@ -257,7 +257,7 @@ def test_normalization_errors(normalization, match):
 
 # ------------------------------------------------------------------------ augmentation
 
-@pytest.mark.parametrize("augment", ["basic", "randaugment",
+@pytest.mark.parametrize("augment", ["basic", "basic_erasing", "randaugment",
                                      [keras.layers.RandomFlip("horizontal_and_vertical")]])
 def test_augmentation_changes_training_batches(augment):
     ds = _inline(8, shape=(16, 16))
@@ -268,6 +268,21 @@ def test_augmentation_changes_training_batches(augment):
     assert np.all(np.isfinite(aug)) and aug.min() >= -1e-4 and aug.max() <= 255 + 1e-3
     assert not np.allclose(aug, plain)
     np.testing.assert_array_equal(y, [r.label for r in ds])  # labels untouched
+
+
+def test_random_erasing_blanks_a_rectangle_in_about_a_quarter_of_the_faces():
+    ds = _inline(256, shape=(24, 24))
+    for record in ds:
+        record.image[...] = 100  # a flat face: every erased pixel shows
+    eraser = augmentation_layers("basic_erasing", seed=0)[-1]
+    x, _ = _all(make_dataset(ds, image_size=(24, 24), batch_size=64, shuffle=False,
+                             augment=[eraser], seed=2))
+    erased = (x != 100).mean(axis=(1, 2, 3))
+    assert 0.15 <= np.mean(erased > 0) <= 0.35
+    assert erased.max() <= 0.25  # at most 20 % of the area, plus rounding to whole pixels
+    rows, cols = np.nonzero(x[int(np.argmax(erased)), :, :, 0] != 100)
+    # One rectangle: every pixel of its bounding box is erased.
+    assert len(rows) == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
 
 
 def test_augmentation_runs_after_the_cache():
@@ -299,6 +314,8 @@ def test_mixup_needs_soft_labels():
 def test_augmentation_presets_and_errors():
     assert augmentation_layers(None) == []
     assert len(augmentation_layers("basic", seed=0)) == 5
+    erasing = augmentation_layers("basic_erasing", seed=0)
+    assert len(erasing) == 6 and isinstance(erasing[-1], keras.layers.RandomErasing)
     assert isinstance(augmentation_layers("randaugment")[-1], keras.layers.RandAugment)
     with pytest.raises(ValueError, match="augment must be None, one of"):
         augmentation_layers("strong")

@@ -154,6 +154,31 @@ def test_zoo_checkpoints_init_source_prefers_this_recipes_run_then_the_zoo(tmp_p
                             argparse.Namespace(init=None, out=str(tmp_path))) is None
 
 
+def test_zoo_checkpoints_overrides_reach_the_settings_and_the_recorded_command(capsys):
+    from keras_fer.recipes import zoo_checkpoints as Z
+
+    argv = ["--models", "resnet18.fer2013", "--init", "zoo:resnet18.fer2013", "--init-mode",
+            "layers", "--arch-option", "stem_pool=false", "--arch-option", "dropout=0.3",
+            "--augment", "basic_erasing", "--mixup", "0.2", "--seed", "3"]
+    args = Z.parse_args(argv)
+    spec = Z.entry_settings("resnet18.fer2013", args)
+    assert spec["arch_options"] == {"width_multiplier": 0.5, "dropout": 0.3,
+                                    "stem_pool": False}
+    assert spec["train"]["init_mode"] == "layers"
+    assert spec["train"]["augment"] == "basic_erasing" and spec["train"]["mixup"] == 0.2
+    assert Z.ENTRIES["resnet18.fer2013"]["arch_options"]["dropout"] == 0.2  # not mutated
+    command = Z.command_line("resnet18.fer2013", args)
+    assert "--arch-option stem_pool=false --arch-option dropout=0.3" in command
+    assert "--init-mode layers --augment basic_erasing --mixup 0.2" in command
+    assert Z.parse_args(command.split()[3:]).arch_options == args.arch_options
+    for bad, words in [(["--arch-option", "stem_pool"], "KEY=VALUE"),
+                       (["--arch-option", "stem_pool=nope"], "is not JSON"),
+                       (["--init-mode", "layers"], "goes with --init")]:
+        with pytest.raises(SystemExit):
+            Z.parse_args(["--models", "resnet18.fer2013"] + bad)
+        assert words in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_zoo_checkpoints_backbone_then_transfer_smoke(tmp_path):
     """The FER2013 backbone on a holdout split with --final-test, then CK+48 folds that each

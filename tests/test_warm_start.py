@@ -10,6 +10,7 @@ import keras
 from keras_fer import zoo
 from keras_fer.datasets.records import FERDataset, Record
 from keras_fer.training import TrainConfig, train
+from keras_fer.layers.walk import weighted_leaves
 from keras_fer.training.warm_start import check_init
 
 CLASSES = ("angry", "happy", "neutral")
@@ -141,3 +142,63 @@ def test_ema_weights_differ_from_the_raw_ones_and_validation_uses_them(tmp_path)
     assert optimizer.use_ema and optimizer.ema_momentum == 0.5
     with pytest.raises(ValueError, match="ema_momentum"):
         _config(tmp_path / "y", ema_momentum=1.0)
+
+
+RESNET = dict(arch="resnet18", input_shape=(48, 48, 1),
+              arch_options={"width_multiplier": 0.25, "dropout": 0.0})
+
+
+def test_init_mode_layers_copies_weights_by_name_into_another_architecture(tmp_path):
+    train(_config(tmp_path / "run1", **RESNET), train_data=_data(32, 0))
+    source = keras.saving.load_model(tmp_path / "run1" / "model.keras")
+    probe = {}
+
+    class Probe(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            inner = getattr(self.model, "model", self.model)
+            probe["layers"] = {path: [w.copy() for w in layer.get_weights()]
+                               for path, layer in weighted_leaves(inner).items()}
+
+    options = dict(RESNET["arch_options"], stem_pool=False, attention="hfc",
+                   attention_cutoff=0.25, attention_options={"relative_cutoff": True})
+    result = train(_config(tmp_path / "run2", **dict(RESNET, arch_options=options),
+                           init=str(tmp_path / "run1"), init_mode="layers"),
+                   train_data=_data(32, 1), extra_callbacks=[Probe()])
+    assert result.model.arch_options["stem_pool"] is False
+    assert result.model.arch_options["attention"] == "hfc"
+    source_layers = {path: layer.get_weights()
+                     for path, layer in weighted_leaves(source).items()}
+    copied = [name for name in probe["layers"] if name in source_layers]
+    assert {"resnet18_backbone/conv1", "resnet18_backbone/layer4.1.conv2"} <= set(copied)
+    for name in copied:
+        for got, want in zip(probe["layers"][name], source_layers[name]):
+            np.testing.assert_array_equal(got, want)
+    history = json.loads((tmp_path / "run2" / "training_history.json").read_text())
+    transfer = history[-1]["transfer"]
+    assert transfer["from"] == str(tmp_path / "run1")
+    assert transfer["layers_copied"] == len(copied)
+    # The inserted attention modules start from their own initialisation, and say so.
+    new = sorted(set(probe["layers"]) - set(source_layers))
+    assert new and sorted(transfer["layers_initialised"]) == new
+    # Sub-layers are named within their module: four "pointwise" layers, four paths.
+    assert len([p for p in new if p.endswith("/pointwise")]) == 4
+    assert history[-1]["config"]["init_mode"] == "layers"
+
+
+def test_transfer_between_unrelated_models_is_an_error():
+    from keras_fer.training.warm_start import transfer_weights
+
+    a = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="a")])
+    b = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="b")])
+    with pytest.raises(ValueError, match="no layer"):
+        transfer_weights(a, b)
+    c = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, name="a")])
+    with pytest.raises(ValueError, match="no layer"):
+        transfer_weights(a, c)  # same name, other shapes
+
+
+def test_init_mode_is_validated():
+    with pytest.raises(ValueError, match="init_mode"):
+        TrainConfig(init_mode="weights")
+    with pytest.raises(ValueError, match="needs an init"):
+        TrainConfig(init_mode="layers")

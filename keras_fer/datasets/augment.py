@@ -33,7 +33,8 @@ def augmentation_layers(augment, seed=None):
       48x48 faces lose the mouth or eyes under the paper's offline 0.6 zoom / 0.2 shifts,
       which are applied once there, not every epoch on every image.
     * ``"basic_erasing"``: ``"basic"``, then random erasing (Zhong et al. 2020) of one
-      rectangle of 2-20 % of the face in half of the images, filled with noise: occluded
+      rectangle of about 2-20 % of the face, filled with noise, in a quarter of the images
+      (``RandomErasing(factor=0.5)`` draws each image's probability from [0, 0.5]): occluded
       eyes or mouth force the use of the rest of the face.
     * ``"randaugment"``: horizontal flip then ``keras.layers.RandAugment`` (2 ops, factor
       0.5). Keras draws the two operations once per *batch* (magnitudes per image), so one

@@ -169,6 +169,7 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
                     input_shape=config.input_shape or tuple(model.input_shape[1:]),
                     **config.arch_options)
                 copied, skipped = warm_start.transfer_weights(source, model)
+                skipped = sorted(skipped)
                 del source
                 if config.verbose:
                     print(f"init_mode='layers': {len(copied)} layers from {config.init}; "

@@ -106,31 +106,25 @@ def load_initial_model(init, num_classes, class_names):
 
 
 def transfer_weights(source, target):
-    """Copies into every layer of ``target`` the weights of the ``source`` layer with the same
-    name when all their shapes match (layers nested in sub-models included). Returns
-    ``(copied, skipped)``: the names of the target layers that got weights, and of those with
+    """Copies into every layer of ``target`` the weights of the ``source`` layer at the same
+    path (``keras_fer.layers.walk.weighted_leaves``: names from the top, nested models and
+    modules included) when all their shapes match. Returns ``(copied, skipped)``: the paths
+    of the target layers that got weights, and of those with
     weights that kept their initialisation (no such layer in ``source``, or other shapes: a
     new head, an inserted module). Raises ``ValueError`` when no layer matches: the two models
     have nothing in common, which is never what a warm start meant."""
-    from keras_fer.layers.walk import iter_layers
+    from keras_fer.layers.walk import weighted_leaves
 
-    def leaves(model):
-        # Leaf layers only: a container's weights are its children's, listed once below it.
-        return [layer for layer in iter_layers(model) if layer.weights
-                and not (getattr(layer, "layers", None) or getattr(layer, "_layers", None))]
-
-    by_name = {}
-    for layer in leaves(source):
-        by_name.setdefault(layer.name, layer)
+    sources = weighted_leaves(source)
     copied, skipped = [], []
-    for layer in leaves(target):
-        twin = by_name.get(layer.name)
+    for path, layer in weighted_leaves(target).items():
+        twin = sources.get(path)
         if twin is not None and [tuple(w.shape) for w in twin.weights] == \
                 [tuple(w.shape) for w in layer.weights]:
             layer.set_weights(twin.get_weights())
-            copied.append(layer.name)
+            copied.append(path)
         else:
-            skipped.append(layer.name)
+            skipped.append(path)
     if not copied:
         raise ValueError(f"init_mode='layers': no layer of {target.name!r} has a namesake with "
                          f"the same weight shapes in {source.name!r}")
