@@ -186,7 +186,7 @@ def test_init_mode_layers_copies_weights_by_name_into_another_architecture(tmp_p
 
 
 def test_transfer_between_unrelated_models_is_an_error():
-    from keras_fer.training.warm_start import transfer_weights
+    from keras_fer.zoo import transfer_weights
 
     a = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="a")])
     b = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="b")])

@@ -129,7 +129,9 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
     """
     from keras_fer.datasets.pipeline import make_dataset
     from keras_fer.layers.onednn_safe import make_onednn_safe
+    from keras_fer.layers.walk import weighted_leaves
     from keras_fer.models import create_model
+    from keras_fer.zoo.loading import transfer_weights
 
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -168,16 +170,16 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
                     config.arch, num_classes=num_classes,
                     input_shape=config.input_shape or tuple(model.input_shape[1:]),
                     **config.arch_options)
-                copied, skipped = warm_start.transfer_weights(source, model)
-                skipped = sorted(skipped)
+                fresh = transfer_weights(source, model, skip_layers=())
                 del source
+                copied = len(weighted_leaves(model)) - len(fresh)
                 if config.verbose:
-                    print(f"init_mode='layers': {len(copied)} layers from {config.init}; "
-                          f"{len(skipped)} keep their initialisation: {', '.join(skipped)}")
+                    print(f"init_mode='layers': {copied} layers from {config.init}; "
+                          f"{len(fresh)} keep their initialisation: {', '.join(fresh)}")
                 if is_chief(strategy):
                     write_json_atomically(transfer_path, {
-                        "from": config.init, "layers_copied": len(copied),
-                        "layers_initialised": skipped})
+                        "from": config.init, "layers_copied": copied,
+                        "layers_initialised": fresh})
             if config.input_shape and tuple(model.input_shape[1:]) != tuple(config.input_shape):
                 raise ValueError(f"init={config.init!r} takes {tuple(model.input_shape[1:])} "
                                  f"inputs, but input_shape={tuple(config.input_shape)}")

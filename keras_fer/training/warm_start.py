@@ -105,32 +105,6 @@ def load_initial_model(init, num_classes, class_names):
     return model, read_history(os.path.join(os.path.dirname(path), HISTORY_FILE))
 
 
-def transfer_weights(source, target):
-    """Copies into every layer of ``target`` the weights of the ``source`` layer at the same
-    path (``keras_fer.layers.walk.weighted_leaves``: names from the top, nested models and
-    modules included) when all their shapes match. Returns ``(copied, skipped)``: the paths
-    of the target layers that got weights, and of those with
-    weights that kept their initialisation (no such layer in ``source``, or other shapes: a
-    new head, an inserted module). Raises ``ValueError`` when no layer matches: the two models
-    have nothing in common, which is never what a warm start meant."""
-    from keras_fer.layers.walk import weighted_leaves
-
-    sources = weighted_leaves(source)
-    copied, skipped = [], []
-    for path, layer in weighted_leaves(target).items():
-        twin = sources.get(path)
-        if twin is not None and [tuple(w.shape) for w in twin.weights] == \
-                [tuple(w.shape) for w in layer.weights]:
-            layer.set_weights(twin.get_weights())
-            copied.append(path)
-        else:
-            skipped.append(path)
-    if not copied:
-        raise ValueError(f"init_mode='layers': no layer of {target.name!r} has a namesake with "
-                         f"the same weight shapes in {source.name!r}")
-    return copied, skipped
-
-
 def read_transfer(path):
     """The ``TRANSFER_FILE`` of a run, or None when it did not transfer weights by layer."""
     if not os.path.isfile(path):

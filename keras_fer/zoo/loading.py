@@ -45,22 +45,30 @@ def _check_matches(model, entry, source):
 
 
 def transfer_weights(source, target, skip_layers=("predictions",)):
-    """Copies ``source``'s weights into ``target`` (the same architecture, built by the same
-    builder, so ``model.weights`` line up one to one), except those of ``skip_layers`` and
-    those whose shape differs (weights sized by the class count, such as mini-Xception's
-    class-score convolution). Returns the paths of the weights left as initialised."""
-    src, dst = list(source.weights), list(target.weights)
-    if len(src) != len(dst):
-        raise ValueError(f"source has {len(src)} weights and target {len(dst)}: not the same "
-                         f"architecture")
-    skipped = {id(v) for name in skip_layers for v in target.get_layer(name).weights}
-    fresh = []
-    for s, d in zip(src, dst):
-        if id(d) in skipped or tuple(s.shape) != tuple(d.shape):
-            fresh.append(d.path)
-        else:
-            d.assign(s)
-    return fresh
+    """Copies into every layer of ``target`` the weights of the ``source`` layer at the same
+    path (``keras_fer.layers.walk.weighted_leaves``: layer names from the top, nested models
+    and modules included) when all their shapes match, except the layers named in
+    ``skip_layers``. The two models may differ: a new head, attention modules inserted, a stem
+    without its pool. Returns the paths of the layers left as initialised (no namesake in
+    ``source``, other shapes, or skipped). Raises ``ValueError`` when nothing matches: two
+    models with nothing in common are never what a transfer meant."""
+    from keras_fer.layers.walk import weighted_leaves
+
+    sources = weighted_leaves(source)
+    copied, fresh = 0, []
+    for path, layer in weighted_leaves(target).items():
+        twin = sources.get(path)
+        if (twin is None or path.split("/")[-1] in skip_layers
+                or [tuple(w.shape) for w in twin.weights]
+                != [tuple(w.shape) for w in layer.weights]):
+            fresh.append(path)
+            continue
+        layer.set_weights(twin.get_weights())
+        copied += 1
+    if not copied:
+        raise ValueError(f"no layer of {target.name!r} has a namesake with the same weight "
+                         f"shapes in {source.name!r}")
+    return sorted(fresh)
 
 
 def with_new_head(model, num_classes, class_names=None):
