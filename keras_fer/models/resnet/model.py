@@ -27,8 +27,9 @@ register_family(
         f"{arch[len('resnet'):]}-layer basic-block ResNet, timm '{{timm_name}}' layer for layer "
         "(its weights convert); options: attention (seed 002 hook: hfc, lfc, hfc+lfc, "
         "hfc+lfc+hl, bam), attention_cutoff, attention_options, small_input (3x3 stride-1 "
-        "stem for 48x48), stem_pool (False: no stem max-pool, 4x the compute), width_multiplier (0.25: 16-128 channels), dropout, weights (timm "
-        "safetensors), load_head."),
+        "stem for 48x48), stem_pool (False: no stem max-pool, 4x the compute), "
+        "width_multiplier (0.25: 16-128 channels), dropout, weights (timm safetensors), "
+        "load_head."),
     test_options=dict(input_shape=(32, 32, 3), attention="hfc", attention_cutoff=0.0,
                       width_multiplier=0.25),
     test_slow=lambda arch: arch != "resnet18")
