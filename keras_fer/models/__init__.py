@@ -6,6 +6,7 @@ Every family package has the same layout: ``backbone.py`` (the backbone and its 
 """
 
 from keras_fer.models.classifier import ClsToken, FERClassifier
+from keras_fer.models.ensemble import EnsembleClassifier, flip_tta
 from keras_fer.models.registry import (
     ArchitectureSpec,
     create_model,

@@ -131,6 +131,7 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
     from keras_fer.layers.onednn_safe import make_onednn_safe
     from keras_fer.layers.walk import weighted_leaves
     from keras_fer.models import create_model
+    from keras_fer.models.ensemble import refuse_ensemble
     from keras_fer.zoo.loading import transfer_weights
 
     if not isinstance(config, TrainConfig):
@@ -190,6 +191,7 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
         elif model is None:
             model = create_model(config.arch, num_classes=num_classes,
                                  input_shape=config.input_shape, **config.arch_options)
+    refuse_ensemble(model, "train")
     # A model passed in may hold stock strided 1x1 convolutions (keras_fer.layers.onednn_safe).
     make_onednn_safe(model)
     if config.bn_momentum is not None:

@@ -86,6 +86,7 @@ def load_initial_model(init, num_classes, class_names):
     Call under the strategy's scope."""
     # Not ``keras_fer.zoo`` itself: its publish module reads histories from here.
     from keras_fer.models import load_model
+    from keras_fer.models.ensemble import refuse_ensemble
     from keras_fer.zoo.loading import load, with_new_head
     from keras_fer.zoo.registry import describe
 
@@ -94,12 +95,14 @@ def load_initial_model(init, num_classes, class_names):
         name = init[len(ZOO_PREFIX):]
         entry = describe(name)
         model = load(name, num_classes=num_classes, class_names=class_names)
+        refuse_ensemble(model, f"init={init!r}")
         history = entry_history(entry)
         for run in history[-1:]:
             run.setdefault("published_as", name)
         return model, history
     path = os.path.join(init, "model.keras") if os.path.isdir(init) else init
     model = load_model(path)
+    refuse_ensemble(model, f"init={init!r}")
     if int(model.output_shape[-1]) != num_classes:
         model = with_new_head(model, num_classes, class_names)
     return model, read_history(os.path.join(os.path.dirname(path), HISTORY_FILE))

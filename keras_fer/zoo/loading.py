@@ -21,7 +21,11 @@ def _load_keras_file(path):
 
 def _build(entry, num_classes):
     from keras_fer.models import create_model
+    from keras_fer.models.ensemble import ARCH
 
+    if entry.arch == ARCH:
+        raise ValueError(f"zoo model {entry.name!r} is an ensemble of trained models: it has "
+                         f"no untrained form; load it with weights=True")
     model = create_model(entry.arch, num_classes=num_classes, input_shape=entry.input_shape,
                          **entry.arch_options)
     if tuple(getattr(model, "mean", entry.mean)) != entry.mean or \
@@ -77,7 +81,9 @@ def with_new_head(model, num_classes, class_names=None):
     initialised) and any other weight whose shape depends on the class count. Class names
     are ``class_names`` or generic (``"0"``, ``"1"``, ...)."""
     from keras_fer.models import create_model
+    from keras_fer.models.ensemble import refuse_ensemble
 
+    refuse_ensemble(model, "with_new_head")
     arch = getattr(model, "arch", None)
     if not arch:
         raise ValueError("with_new_head needs a model built by keras_fer.models.create_model "
