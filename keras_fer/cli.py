@@ -103,9 +103,7 @@ def _cmd_train(args):
 
 
 def _cmd_evaluate(args):
-    from keras_fer import datasets
-    from keras_fer.datasets.pipeline import make_dataset
-    from keras_fer.evaluation import evaluate_model
+    from keras_fer.evaluation import evaluate_split
     from keras_fer.models import load_model
 
     _check_data_args(args.dataset, args.root)
@@ -117,28 +115,7 @@ def _cmd_evaluate(args):
         from keras_fer import zoo
 
         model = zoo.load(args.model)  # a zoo name, as keras-fer predict takes
-    data = datasets.load(args.dataset, args.root, split=args.split)
-    names = list(getattr(model, "class_names", None) or data.classes)
-    if len(names) != int(model.output_shape[-1]):
-        raise UsageError(f"{args.model} has {model.output_shape[-1]} outputs but "
-                         f"{len(names)} class names")
-    if tuple(names) != tuple(data.classes):
-        # Labels are compared by name: a model's class i and the dataset's class i need not
-        # be the same emotion (CK+48 has contempt where FER2013 has neutral).
-        from keras_fer.datasets.balance import merge
-
-        aligned = merge([data], classes=names, name=data.name)
-        left_out = len(data) - len(aligned)
-        if not len(aligned):
-            raise UsageError(f"{args.dataset} has none of the model's classes ({names})")
-        if left_out:
-            print(f"note: {left_out} images of classes the model does not have are left out: "
-                  f"{aligned.info.get('excluded')}", file=sys.stderr)
-        data = aligned
-    image_size, channels = tuple(model.input_shape[1:3]), int(model.input_shape[3])
-    ds = make_dataset(data, image_size=image_size, channels=channels, batch_size=64,
-                      shuffle=False, label_mode="int")
-    report = evaluate_model(model, ds, names, args.out)
+    report = evaluate_split(model, args.dataset, args.root, args.out, split=args.split)
     print(f"accuracy {report['accuracy']:.4f} on {report['num_samples']} images; "
           f"report: {args.out}/report.md")
     return 0

@@ -7,4 +7,9 @@ from keras_fer.evaluation.metrics import (
     confusion_matrix,
     restricted_accuracy,
 )
-from keras_fer.evaluation.report import evaluate_model, markdown_report, predict_with_features
+from keras_fer.evaluation.report import (
+    evaluate_model,
+    evaluate_split,
+    markdown_report,
+    predict_with_features,
+)

@@ -90,6 +90,39 @@ def evaluate_model(model, dataset, class_names, out_dir, train_seconds=None, ext
     return report
 
 
+def evaluate_split(model, dataset, root, out_dir, split=None, batch_size=64):
+    """``evaluate_model`` of ``model`` on ``split`` of dataset ``dataset`` (a reader name of
+    ``keras_fer.datasets.load``) at ``root``: what ``keras-fer evaluate`` runs. Labels are
+    matched to the model's classes by name (a model's class i and the dataset's class i need
+    not be the same emotion: CK+48 has contempt where FER2013 has neutral); images of classes
+    the model does not have are left out, with a note on stderr. Returns the report."""
+    import sys
+
+    from keras_fer import datasets
+    from keras_fer.datasets.pipeline import make_dataset
+
+    data = datasets.load(dataset, root, split=split)
+    names = list(getattr(model, "class_names", None) or data.classes)
+    if len(names) != int(model.output_shape[-1]):
+        raise ValueError(f"the model has {model.output_shape[-1]} outputs but {len(names)} "
+                         f"class names")
+    if tuple(names) != tuple(data.classes):
+        from keras_fer.datasets.balance import merge
+
+        aligned = merge([data], classes=names, name=data.name)
+        left_out = len(data) - len(aligned)
+        if not len(aligned):
+            raise ValueError(f"{dataset} has none of the model's classes ({names})")
+        if left_out:
+            print(f"note: {left_out} images of classes the model does not have are left out: "
+                  f"{aligned.info.get('excluded')}", file=sys.stderr)
+        data = aligned
+    image_size, channels = tuple(model.input_shape[1:3]), int(model.input_shape[3])
+    ds = make_dataset(data, image_size=image_size, channels=channels, batch_size=batch_size,
+                      shuffle=False, label_mode="int")
+    return evaluate_model(model, ds, names, out_dir)
+
+
 def markdown_report(report, class_names):
     lines = [f"# Evaluation of `{report.get('model', 'model')}`", ""]
     lines.append(f"- accuracy: **{report['accuracy']:.4f}** on {report['num_samples']} images")

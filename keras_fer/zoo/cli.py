@@ -159,4 +159,8 @@ def add_zoo_parser(subparsers):
                     help="write into the package (keras_fer/zoo/) to ship with the wheel")
     pu.add_argument("--overwrite", action="store_true", help="replace an existing release")
     pu.set_defaults(func=_cmd_publish)
+
+    from keras_fer.zoo.ensemble import add_ensemble_parser
+
+    add_ensemble_parser(sub, _user_errors)
     return zoo
