@@ -52,11 +52,15 @@ def run(args):
     if args.root and not os.path.exists(args.root):
         raise ValueError(f"--root {args.root} does not exist")
     if args.name and not args.overwrite:  # before any loading or evaluation, not after
-        from keras_fer.zoo.entry import check_name
-        from keras_fer.zoo.publish import _refuse_existing, release_paths
+        from pathlib import Path
 
-        _refuse_existing(check_name(args.name), *release_paths(args.name,
-                                                               out_dir=args.publish_dir))
+        from keras_fer.zoo import store
+        from keras_fer.zoo.entry import check_name
+        from keras_fer.zoo.publish import _refuse_existing
+
+        root = Path(args.publish_dir) if args.publish_dir else store.home()
+        _refuse_existing(check_name(args.name), root / "entries" / f"{args.name}.json",
+                         root / "models" / args.name)
     model = build_ensemble(args.members, flip=args.flip)
     members = ", ".join(f"{m.name} ({m.arch})" for m in model.members)
     print(f"ensemble of {len(model.members)}: {members}; flip {args.flip}")
