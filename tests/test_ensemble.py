@@ -126,10 +126,10 @@ def test_keras_file_round_trip_keeps_members_and_onednn_switch(ensemble, pixels,
     assert len(found) == sum(len(strided_pointwise(m)) for m in ensemble.members)
 
 
-def test_serving_export_and_tflite_compute_the_same(ensemble, pixels, tmp_path):
+def test_serving_export_tflite_and_the_app_compute_the_same(ensemble, pixels, tmp_path):
     import tensorflow as tf
 
-    from keras_fer.app.tflite import TFLiteRunner, to_tflite
+    from keras_fer.app import Predictor
     from keras_fer.zoo.serving import export_serving
 
     expected = _expected(ensemble.members, pixels, True)
@@ -137,8 +137,12 @@ def test_serving_export_and_tflite_compute_the_same(ensemble, pixels, tmp_path):
     out = served.signatures["serve_preprocessed"](pixels=tf.constant(pixels))
     np.testing.assert_allclose(out["probabilities"].numpy(), np.exp(expected), atol=1e-5)
     assert out["class_id"].numpy().tolist() == expected.argmax(-1).tolist()
-    content = to_tflite(ensemble)  # its own check against Keras on a probe batch passes
-    np.testing.assert_allclose(TFLiteRunner(content)(pixels), expected, atol=1e-4)
+    # The app converts with keras_fer.app.tflite (its own check against Keras on a probe
+    # batch passes, or backend="tflite" would raise) and softmaxes the outputs.
+    predictor = Predictor(ensemble, backend="tflite")
+    assert predictor.backend == "tflite" and not predictor.outputs_probabilities
+    np.testing.assert_allclose(predictor.tflite(pixels), expected, atol=1e-4)
+    np.testing.assert_allclose(predictor.probabilities(pixels), np.exp(expected), atol=1e-5)
 
 
 def test_members_must_agree(members):
