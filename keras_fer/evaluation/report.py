@@ -42,6 +42,9 @@ def evaluate_model(model, dataset, class_names, out_dir, train_seconds=None, ext
     """Evaluates ``model`` on ``dataset`` and writes into ``out_dir``:
     ``report.json``, ``report.md``, ``confusion_matrix.png/.csv``, ``tsne_2d.png``,
     ``tsne_3d.png`` and ``gradcam.png``. Returns the report dict.
+
+    ``tsne_samples=0`` leaves the t-SNE pictures out and ``gradcam_images=0`` the Grad-CAM one
+    (a sweep of many small runs, where t-SNE can cost more than the training).
     """
     from keras_fer.evaluation.gradcam import grad_cam, overlay
 
@@ -63,7 +66,7 @@ def evaluate_model(model, dataset, class_names, out_dir, train_seconds=None, ext
                                  os.path.join(out_dir, "confusion_matrix.csv"),
                                  title=f"{model.name}: accuracy {report['accuracy']:.3f}")
     pictures = ["confusion_matrix.png"]
-    if feats is not None and len(feats) >= 10:
+    if tsne_samples and feats is not None and len(feats) >= 10:
         idx = np.random.default_rng(seed).permutation(len(feats))[:tsne_samples]
         for dims in (2, 3):
             fig, _ = plots.tsne_figure(feats[idx], labels[idx], class_names, dims=dims, seed=seed,
@@ -73,13 +76,14 @@ def evaluate_model(model, dataset, class_names, out_dir, train_seconds=None, ext
                 f.write(plots.figure_to_png(fig))
             pictures.append(name)
     try:
-        cams, cam_pred = grad_cam(model, images[:gradcam_images])
-        shown = [overlay(img, cam) for img, cam in zip(images, cams)]
-        titles = [f"{class_names[t]} -> {class_names[p]}"
-                  for t, p in zip(labels[:len(shown)], cam_pred)]
-        with open(os.path.join(out_dir, "gradcam.png"), "wb") as f:
-            f.write(plots.figure_to_png(plots.image_grid(shown, titles)))
-        pictures.append("gradcam.png")
+        if gradcam_images:
+            cams, cam_pred = grad_cam(model, images[:gradcam_images])
+            shown = [overlay(img, cam) for img, cam in zip(images, cams)]
+            titles = [f"{class_names[t]} -> {class_names[p]}"
+                      for t, p in zip(labels[:len(shown)], cam_pred)]
+            with open(os.path.join(out_dir, "gradcam.png"), "wb") as f:
+                f.write(plots.figure_to_png(plots.image_grid(shown, titles)))
+            pictures.append("gradcam.png")
     except ValueError as err:  # a backbone without a spatial map: say so in the report
         report["gradcam"] = f"not available: {err}"
     report["pictures"] = pictures

@@ -47,6 +47,18 @@ class BAM(keras.layers.Layer):
     any BN scale/offset (2 per channel) breaks the match, and the only other split of the
     linear terms (first Dense unbiased, 1x1 reduce conv biased) is implausible.
 
+    The residual form does not make the module the identity at initialisation: with random
+    last layers the gate ``1 + M`` is about 1.5 (measured in the zoo's FER2013 ResNet18 at its
+    four hook points, ``benchmarks/attention_at_init.py``: means 1.42-1.69, between 1.00 and
+    2.00), so four modules rescale the trained features by ~1.5 each, unevenly, and FER2013
+    PublicTest accuracy fell from 58.4 % to 26.7 % before any training.
+    ``identity_init=True`` starts the last layer of the branches at zero (``channel_fc1``, and
+    ``spatial_final`` with ``combine="sum"``; with ``"product"`` one zero factor is enough, and
+    two would leave both without gradient), so the logits are 0, and divides the gate by its
+    value there: ``output = x (1 + M) / 1.5``, exactly ``x`` at initialisation, in (2/3, 4/3)
+    once trained. The earlier layers of a zeroed branch get no gradient until its last layer
+    has moved off zero. Off by default: the BAM paper's module.
+
     BatchNormalization uses PyTorch's defaults (momentum 0.1 there, 0.9 here; epsilon 1e-5)
     since the reference numbers come from PyTorch models.
 
@@ -57,10 +69,12 @@ class BAM(keras.layers.Layer):
         combine: ``"sum"`` or ``"product"``, see above.
         batch_norm: ``"output"``, ``"hidden"`` or ``"none"``, see above.
         conv_bias: whether the spatial branch's convolutions have biases.
+        identity_init: start as the identity (zero last layers, gate divided by 1.5), for
+            insertion into a trained network; see above.
     """
 
     def __init__(self, reduction=16, dilation=4, num_dilated_convs=2, combine="sum",
-                 batch_norm="output", conv_bias=True, **kwargs):
+                 batch_norm="output", conv_bias=True, identity_init=False, **kwargs):
         super().__init__(**kwargs)
         for name, value, low in (("reduction", reduction, 1), ("dilation", dilation, 1),
                                  ("num_dilated_convs", num_dilated_convs, 0)):
@@ -76,6 +90,7 @@ class BAM(keras.layers.Layer):
         self.combine = combine
         self.batch_norm = batch_norm
         self.conv_bias = bool(conv_bias)
+        self.identity_init = bool(identity_init)
 
     def _bn(self, name):
         return keras.layers.BatchNormalization(
@@ -97,8 +112,9 @@ class BAM(keras.layers.Layer):
             hidden, use_bias=not hidden_bn, dtype=dt, name="channel_fc0")
         self.channel_fc0.build((input_shape[0], channels))
         self.channel_fc0_bn = self._bn("channel_fc0_bn") if hidden_bn else None
+        last = {"kernel_initializer": "zeros"} if self.identity_init else {}
         self.channel_fc1 = keras.layers.Dense(
-            channels, use_bias=not output_bn, dtype=dt, name="channel_fc1")
+            channels, use_bias=not output_bn, dtype=dt, name="channel_fc1", **last)
         self.channel_fc1.build((input_shape[0], hidden))
         self.channel_bn = self._bn("channel_bn") if output_bn else None
 
@@ -119,7 +135,8 @@ class BAM(keras.layers.Layer):
             [self._bn(f"spatial_bn_{i}") for i in range(self.num_dilated_convs + 1)]
             if hidden_bn else [])
         self.spatial_final = keras.layers.Conv2D(
-            1, 1, use_bias=self.conv_bias and not output_bn, dtype=dt, name="spatial_final")
+            1, 1, use_bias=self.conv_bias and not output_bn, dtype=dt, name="spatial_final",
+            **(last if self.combine == "sum" else {}))
         self.spatial_final.build(spatial_in)
         self.spatial_bn = self._bn("spatial_bn") if output_bn else None
 
@@ -149,11 +166,16 @@ class BAM(keras.layers.Layer):
             y = ops.relu(self._maybe(bn, conv(y), training))
         return self._maybe(self.spatial_bn, self.spatial_final(y), training)
 
-    def call(self, inputs, training=None):
+    def gate(self, inputs, training=None):
+        """The factor ``call`` multiplies ``x`` by: ``1 + M`` (divided by 1.5 with
+        ``identity_init``), shape (batch, H, W, C)."""
         mc = self.channel_attention(inputs, training)
         ms = self.spatial_attention(inputs, training)
-        logits = mc + ms if self.combine == "sum" else mc * ms
-        return inputs * (1.0 + ops.sigmoid(logits))
+        gate = 1.0 + ops.sigmoid(mc + ms if self.combine == "sum" else mc * ms)
+        return gate / 1.5 if self.identity_init else gate
+
+    def call(self, inputs, training=None):
+        return inputs * self.gate(inputs, training)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -167,5 +189,6 @@ class BAM(keras.layers.Layer):
             "combine": self.combine,
             "batch_norm": self.batch_norm,
             "conv_bias": self.conv_bias,
+            "identity_init": self.identity_init,
         })
         return config

@@ -50,6 +50,20 @@ class HighFrequencyAttention(keras.layers.Layer):
     - ``M`` is not normalised, so its scale follows the feature magnitudes (products of
       singular values); the sigmoid may saturate on large activations.
 
+    Inserted into a trained network, the paper's module is far from the identity at
+    initialisation: it does not halve every activation but masks them at random. Measured in
+    the FER2013-trained ResNet18 of the zoo (``resnet18.fer2013``, 48x48, modules after the stem
+    and stages 1-3; ``benchmarks/attention_at_init.py``), the random score convolution gave
+    gates of mean 0.24, 0.68, 0.58 and 0.47, between 0.00 and 1.00, 43 % of the positions below
+    0.1 after the stem, and FER2013 PublicTest accuracy fell from 58.4 % to 16.1 % (the LFC and
+    two-matrix variants alike: 15-20 %) before any training. ``identity_init=True`` makes the
+    module exactly the identity at initialisation instead: the score convolution starts at
+    zero (``s = 0`` everywhere) and the gate is divided by its value there,
+    ``a = sigmoid(s) / sigmoid(0) = 2 sigmoid(s)``, so ``output = x`` until training moves the
+    convolution; a trained gate lies in (0, 2) rather than (0, 1). The pointwise convolution
+    gets no gradient until the score convolution has moved off zero (as in any
+    zero-initialised residual branch). Off by default: the paper's module.
+
     Args:
         cutoff: radius of the removed low-frequency region, in frequency bins (DFT index
             units), ``>= 0`` (0 removes only the mean). Must be below ``min(n) // 2``, the
@@ -72,7 +86,10 @@ class HighFrequencyAttention(keras.layers.Layer):
             ``M[i, j] = s_h[i] s_x[j]`` still holds where defined and is 0 beyond
             ``min(H, W)``. With an unknown spatial size at build time the square check
             cannot run and both modes compute the padded form.
-        kernel_initializer: initializer of both convolutions.
+        kernel_initializer: initializer of both convolutions (of the pointwise one only with
+            ``identity_init``).
+        identity_init: start as the identity (zero score convolution, gate ``2 sigmoid(s)``),
+            for insertion into a trained network; see above.
 
     FFT and SVD run in float32 (float64 if the layer computes in float64), also under mixed
     precision, where half-precision kernels do not exist and ``M`` would overflow float16.
@@ -87,6 +104,7 @@ class HighFrequencyAttention(keras.layers.Layer):
         kernel_size=7,
         non_square="error",
         kernel_initializer="glorot_uniform",
+        identity_init=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -115,6 +133,7 @@ class HighFrequencyAttention(keras.layers.Layer):
         self.kernel_size = kernel_size
         self.non_square = non_square
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.identity_init = bool(identity_init)
         self._pairs = QUERY_PAIRS[query]
 
     @property
@@ -160,12 +179,14 @@ class HighFrequencyAttention(keras.layers.Layer):
         self._spectral_dtype = spectral.spectral_dtype(self.compute_dtype)
         self.score_conv = keras.layers.Conv2D(
             1, self.kernel_size, padding="same", use_bias=False,
-            kernel_initializer=self.kernel_initializer, dtype=self._spectral_dtype,
+            kernel_initializer="zeros" if self.identity_init else self.kernel_initializer,
+            dtype=self._spectral_dtype,
             name="score_conv")
         self.score_conv.build((input_shape[0], height, width, self.num_matrices))
 
     def attention_scores(self, inputs):
-        """The attention map ``a`` of Eq. 9, shape (batch, H, W, 1), in the spectral dtype.
+        """The attention map ``a`` of Eq. 9, shape (batch, H, W, 1), in the spectral dtype
+        (``2 sigmoid(s)`` with ``identity_init``: the gate ``call`` multiplies in).
 
         Useful to visualise where a trained module looks; ``call`` multiplies it into ``x``.
         """
@@ -187,7 +208,8 @@ class HighFrequencyAttention(keras.layers.Layer):
                 s[q], s[k], None if square else height, None if square else width)
             for q, k in self._pairs
         ]
-        return ops.sigmoid(self.score_conv(ops.stack(matrices, axis=-1)))
+        gate = ops.sigmoid(self.score_conv(ops.stack(matrices, axis=-1)))
+        return 2.0 * gate if self.identity_init else gate
 
     def call(self, inputs):
         scores = self.attention_scores(inputs)
@@ -206,5 +228,6 @@ class HighFrequencyAttention(keras.layers.Layer):
             "kernel_size": self.kernel_size,
             "non_square": self.non_square,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "identity_init": self.identity_init,
         })
         return config

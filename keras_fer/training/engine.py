@@ -119,13 +119,16 @@ def official_splits(config):
             full.subset(index[val_name], f"{full.name}/{val_name}"))
 
 
-def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()):
+def train(config, train_data=None, val_data=None, model=None, extra_callbacks=(),
+          evaluation_options=None):
     """Trains ``config.arch`` and writes checkpoints, TensorBoard logs and an evaluation report
     under ``config.out_dir``. Re-running the same call after an interruption resumes.
 
     ``train_data``/``val_data``: FERDatasets to use instead of loading ``config.dataset``
     (recipes pass folds this way). ``model``: an uncompiled model to train instead of
     ``create_model(config.arch, ...)`` (built under the strategy's scope by the caller).
+    ``evaluation_options``: arguments of the report's ``evaluate_model`` (``tsne_samples=0``
+    leaves the t-SNE pictures out); not part of the config: they change no number.
     """
     from keras_fer.datasets.pipeline import make_dataset
     from keras_fer.layers.onednn_safe import make_onednn_safe
@@ -270,7 +273,8 @@ def train(config, train_data=None, val_data=None, model=None, extra_callbacks=()
             report = evaluate_model(
                 model, val_ds, train_data.classes, os.path.join(config.out_dir, "evaluation"),
                 train_seconds=sum(h.get("epoch_seconds", 0.0) for h in history),
-                extra={"config": config.to_dict(), "val_dataset": val_data.name})
+                extra={"config": config.to_dict(), "val_dataset": val_data.name},
+                **(evaluation_options or {}))
         write_json_atomically(
             os.path.join(config.out_dir, warm_start.HISTORY_FILE),
             warm_start.read_history(inherited_path)

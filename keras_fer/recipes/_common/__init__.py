@@ -26,6 +26,8 @@ and writes ``results.md`` + ``results.json``.
 * ``smoke``: the ``--smoke`` data, a recipe's ``SMOKE_DATA`` (``{dataset: synthetic writer
   options}``) written once under its output; ``write_smoke_ckplus48``, ``write_smoke_mnist``.
 * ``jsonio``: ``write_json``, ``read_json`` (NumPy values become numbers and lists).
+* ``paired``: ``paired_comparison(values, baseline)``: two settings on the same folds, the mean
+  difference, paired t-test and Wilcoxon signed-rank p-values.
 """
 
 from keras_fer.recipes._common.arguments import (
@@ -51,6 +53,7 @@ from keras_fer.recipes._common.data import (
     with_weights,
 )
 from keras_fer.recipes._common.jsonio import json_ready, read_json, write_json
+from keras_fer.recipes._common.paired import paired_comparison
 from keras_fer.recipes._common.runner import (
     BestEpochWeights,
     Run,
@@ -75,7 +78,8 @@ __all__ = [
     "DATA_ENV", "add_data_args", "default_data_root", "make_parser", "mode_of", "prepare",
     "require_data_root", "selected", "sizes_note", "CKPLUS_CLASSES", "DATA_FOLDERS",
     "arch_weights", "load_dataset", "protocol_splits", "splits_under", "subsample",
-    "weights_for", "with_weights", "json_ready", "read_json", "write_json", "BestEpochWeights",
+    "weights_for", "with_weights", "json_ready", "read_json", "write_json", "paired_comparison",
+    "BestEpochWeights",
     "Run", "base_config", "run_all", "run_key", "run_one", "summarize", "write_smoke_ckplus48",
     "write_smoke_mnist", "aggregate", "exit_code", "fmt_millions", "fmt_pct", "fmt_seconds",
     "markdown_table", "write_results",

@@ -150,7 +150,7 @@ def _size(data):
     return len(data) if data is not None else "?"
 
 
-def _train(run, config, out_dir, select_best):
+def _train(run, config, out_dir, select_best, evaluation_options=None):
     """Trains one run and returns its summary row (with ``wall_seconds``)."""
     from keras_fer.training import train
 
@@ -158,15 +158,18 @@ def _train(run, config, out_dir, select_best):
     os.makedirs(out_dir, exist_ok=True)
     extra = ([BestEpochWeights(os.path.join(out_dir, "best.weights.h5"))]
              if select_best and run.val_data is not None else [])
-    result = train(config, run.train_data, run.val_data, extra_callbacks=extra)
+    result = train(config, run.train_data, run.val_data, extra_callbacks=extra,
+                   evaluation_options=evaluation_options)
     row = summarize(run, result)
     row["wall_seconds"] = time.time() - t0
     return row
 
 
-def run_one(run, out, force=False, log=print, select_best=True, head=None):
+def run_one(run, out, force=False, log=print, select_best=True, head=None,
+            evaluation_options=None):
     """Trains (or resumes, or reuses) one run under ``<out>/<run key>/`` and returns its
-    summary row; a failure is returned as a row with ``error`` (and logged)."""
+    summary row; a failure is returned as a row with ``error`` (and logged).
+    ``evaluation_options``: ``train``'s (``{"tsne_samples": 0}``: no t-SNE pictures)."""
     import keras
 
     head = head or run.key
@@ -182,7 +185,7 @@ def run_one(run, out, force=False, log=print, select_best=True, head=None):
         f"{config.epochs} epochs, {_size(run.train_data)} train / {_size(run.val_data)} "
         "test images")
     try:
-        row = _train(run, config, out_dir, select_best)
+        row = _train(run, config, out_dir, select_best, evaluation_options)
     except Exception as err:  # noqa: BLE001 - reported in the row and the log
         log(f"{head}: FAILED: {type(err).__name__}: {err}")
         traceback.print_exc()
@@ -197,15 +200,17 @@ def run_one(run, out, force=False, log=print, select_best=True, head=None):
     return row
 
 
-def run_all(runs, out, force=False, log=print, select_best=True):
+def run_all(runs, out, force=False, log=print, select_best=True, evaluation_options=None):
     """Trains every run (resuming unfinished ones, reusing finished ones) and returns their
     summary rows in order. A run that fails is reported (row with ``error``) and the others
     go on: one model that does not fit must not cost the rest of a long sweep.
 
     ``select_best``: evaluate the weights of the epoch with the best validation accuracy (the
-    papers' protocol, optimistic); False evaluates the last epoch (what the zoo publishes)."""
+    papers' protocol, optimistic); False evaluates the last epoch (what the zoo publishes).
+    ``evaluation_options``: see ``run_one``."""
     keys = [r.key for r in runs]
     if len(set(keys)) != len(keys):
         raise ValueError(f"run keys must be unique, got duplicates in {keys}")
-    return [run_one(run, out, force, log, select_best, head=f"[{i}/{len(runs)}] {run.key}")
+    return [run_one(run, out, force, log, select_best, head=f"[{i}/{len(runs)}] {run.key}",
+                    evaluation_options=evaluation_options)
             for i, run in enumerate(runs, 1)]

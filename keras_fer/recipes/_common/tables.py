@@ -82,12 +82,13 @@ def markdown_table(rows, columns):
     return "\n".join(lines)
 
 
-def write_results(out, title, sections, rows, notes=(), settings=None):
+def write_results(out, title, sections, rows, notes=(), settings=None, extra=None):
     """Prints the tables and writes ``<out>/results.md`` and ``<out>/results.json``.
 
     ``sections``: ``[(heading, markdown table)]``; ``rows``: every summary row (JSON);
     ``notes``: lines printed under the title (mode, data, caveats); ``settings``: a dict
-    recorded in the JSON (the command's arguments)."""
+    recorded in the JSON (the command's arguments); ``extra``: more top-level JSON keys (a
+    recipe's tests, ...)."""
     parts = [f"# {title}", ""]
     parts += [f"- {n}" for n in notes]
     for heading, table in sections:
@@ -97,8 +98,8 @@ def write_results(out, title, sections, rows, notes=(), settings=None):
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(text)
     with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump(json_ready({"title": title, "settings": settings or {}, "rows": rows}),
-                  f, indent=1)
+        json.dump(json_ready(dict({"title": title, "settings": settings or {}, "rows": rows},
+                                  **(extra or {}))), f, indent=1)
     return text
 
 
