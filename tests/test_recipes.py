@@ -491,8 +491,14 @@ def test_zoo_checkpoints_smoke_trains_cross_validates_and_publishes(tmp_path, mo
     assert _run_recipe("zoo_checkpoints", argv + ["--bundle"]) == 0  # the runs are done
     after = json.loads((bundled / "entries" / "mini_xception.jaffe.json").read_text())
     assert after["files"] != before["files"]
+    # The package's copy stores the weights as float16: the trained ones, rounded.
+    assert after["weights_storage"]["dtype"] == "float16"
+    rounded = keras.saving.load_model(os.path.join(out, "mini_xception.jaffe", "all",
+                                                   "model.keras"))
+    for v in rounded.weights:
+        v.assign(v.numpy().astype("float16").astype("float32"))
     np.testing.assert_allclose(zoo.load("mini_xception.jaffe").predict(x, verbose=0),
-                               trained.predict(x, verbose=0), atol=1e-6)
+                               rounded.predict(x, verbose=0), atol=1e-6)
     with pytest.raises(SystemExit):  # --overwrite belongs to --publish
         _run_recipe("zoo_checkpoints", argv + ["--bundle", "--overwrite"])
 

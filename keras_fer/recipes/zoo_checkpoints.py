@@ -2,7 +2,8 @@
 every model card.
 
     keras-fer train zoo_checkpoints --models mini_xception.ckplus48 [--data-root DIR]
-        [--out runs/zoo] [--publish DIR [--overwrite] | --bundle] [--smoke] [--epochs N]
+        [--out runs/zoo] [--publish DIR [--overwrite] | --bundle] [--weights-dtype D]
+        [--smoke] [--epochs N]
 
 Entries (``ENTRIES``), each a fixed training setting so that its numbers can be reproduced:
 
@@ -27,6 +28,9 @@ small models that ship with keras-fer), replacing the packaged entry of that nam
 what it is for. Every entry's name ships with the package, so ``--publish DIR`` needs
 ``--overwrite`` to publish a name that already exists (the package's included: a user entry
 shadows the packaged one for every ``zoo.load``); without it the recipe stops before training.
+``--bundle`` stores the ``.keras`` file's weights as float16 (half the bytes, loaded as
+float32, checked against the float32 model: ``keras_fer.zoo.compact``), ``--publish DIR`` as
+float32; ``--weights-dtype`` chooses.
 Runs resume after a kill, as every recipe does.
 ``--smoke``: tiny synthetic data in the real formats, 1 epoch: checks the plumbing only.
 """
@@ -41,6 +45,7 @@ import numpy as np
 
 from keras_fer.recipes import _common as C
 from keras_fer.training.warm_start import HISTORY_FILE
+from keras_fer.zoo.cli import add_weights_dtype_option
 
 RECIPE = "zoo_checkpoints"
 LICENCE = {
@@ -152,6 +157,7 @@ def parse_args(argv=None):
     p.add_argument("--overwrite", action="store_true",
                    help="with --publish: replace an entry of the same name (the packaged "
                         "ones included, which the new entry then shadows)")
+    add_weights_dtype_option(p)
     p.add_argument("--folds", type=int, default=None,
                    help=f"subject folds (default {FOLDS}; 2 with --smoke)")
     p.add_argument("--max-folds", type=int, default=None, help="folds run (default: all)")
@@ -179,6 +185,8 @@ def parse_args(argv=None):
                    help="holdout entries: also measure the selected model on PublicTest (once "
                         "per final model) and publish that number")
     args = p.parse_args(argv)
+    if args.weights_dtype and not (args.publish or args.bundle):
+        p.error("--weights-dtype goes with --publish DIR or --bundle")
     if args.overwrite and not args.publish:
         p.error("--overwrite goes with --publish DIR (--bundle always replaces the packaged "
                 "entry)")
@@ -468,6 +476,7 @@ def run_entry(name, args):
         trained = load_model(model_path)
         zoo.publish(trained, name, metrics, out_dir=args.publish, bundle=args.bundle,
                     overwrite=publish_overwrite(name, args),
+                    weights_dtype=getattr(args, "weights_dtype", None),
                     dataset=spec["dataset"], protocol=metrics["protocol"],
                     recipe=command_line(name, args), evaluation_dir=eval_dir,
                     description=spec["description"], licence=LICENCE[spec["dataset"]],

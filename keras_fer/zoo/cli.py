@@ -98,6 +98,7 @@ def _cmd_publish(args):
         recipe=args.recipe if args.recipe is not None else recipe_from_run(args.model),
         evaluation_dir=evaluation_dir, bundle=args.bundle, url=args.url,
         description=args.description or "", overwrite=args.overwrite,
+        weights_dtype=args.weights_dtype,
         **({"licence": args.licence} if args.licence else {}))
     from keras_fer.zoo import store
 
@@ -106,6 +107,15 @@ def _cmd_publish(args):
     for path, info in entry.files.items():
         print(f"  {info['sha256'][:16]}  {info['bytes']:>10,}  {path}")
     return 0
+
+
+def add_weights_dtype_option(parser):
+    """``--weights-dtype``, passed to ``zoo.publish(weights_dtype=...)``."""
+    parser.add_argument(
+        "--weights-dtype", choices=("float16", "float32"), default=None,
+        help="how the .keras file stores the weights (they load as float32 either way): "
+             "float16 halves the file, verified against the float32 model's outputs "
+             "(keras_fer.zoo.compact); default: float16 with --bundle, else float32")
 
 
 def add_zoo_parser(subparsers):
@@ -158,6 +168,7 @@ def add_zoo_parser(subparsers):
     pu.add_argument("--bundle", action="store_true",
                     help="write into the package (keras_fer/zoo/) to ship with the wheel")
     pu.add_argument("--overwrite", action="store_true", help="replace an existing release")
+    add_weights_dtype_option(pu)
     pu.set_defaults(func=_cmd_publish)
 
     from keras_fer.zoo.ensemble import add_ensemble_parser

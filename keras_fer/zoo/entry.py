@@ -32,6 +32,10 @@ DEFAULT_LIMITATIONS = (
     "sets are unbalanced in age, ethnicity and gender. Not for decisions about people "
     "(hiring, policing, education, health, access) nor for surveillance.")
 
+#: How the ``.keras`` file stores its float32 weights (``weights_storage["dtype"]``): as
+#: Keras saves them, or rounded to float16 (half the bytes; ``keras_fer.zoo.compact``).
+STORAGE_DTYPES = ("float32", "float16")
+
 
 def check_name(name):
     """Raises ``ValueError`` unless ``name`` is a valid ``arch.tag`` entry name."""
@@ -59,6 +63,10 @@ class ZooEntry:
 
     ``keras_file`` is ``<name>.keras``; the SavedModel files are those under
     ``serving/<name>/<serving_version>/``.
+
+    ``weights_storage`` is empty for a ``.keras`` file as Keras saves it (float32 weights);
+    for one whose weights are stored as float16 it records ``dtype`` and how much that
+    changes the outputs (``keras_fer.zoo.compact.store_float16``). Either loads as float32.
     """
 
     name: str
@@ -73,6 +81,7 @@ class ZooEntry:
     recipe: str = ""
     metrics: dict = dataclasses.field(default_factory=dict)
     files: dict = dataclasses.field(default_factory=dict)
+    weights_storage: dict = dataclasses.field(default_factory=dict)
     url: Optional[str] = None
     licence: str = DEFAULT_LICENCE
     description: str = ""
@@ -115,6 +124,11 @@ class ZooEntry:
                     or not isinstance(info.get("bytes"), int)):
                 raise ValueError(f"files[{path!r}] must be {{'sha256': 64 hex digits, 'bytes': "
                                  f"int}}, got {info!r}")
+        if not isinstance(self.weights_storage, dict) or (
+                self.weights_storage
+                and self.weights_storage.get("dtype") not in STORAGE_DTYPES):
+            raise ValueError(f"weights_storage must be {{}} or a dict whose 'dtype' is one of "
+                             f"{', '.join(STORAGE_DTYPES)}, got {self.weights_storage!r}")
         if not isinstance(self.training_history, list) or not all(
                 isinstance(run, dict) for run in self.training_history):
             raise ValueError("training_history must be a list of runs (JSON objects), got "
@@ -210,9 +224,31 @@ class ZooEntry:
             total = sum(info["bytes"] for info in self.files.values())
             lines.append(f"  files: {len(self.files)} ({total / 1e6:.2f} MB), "
                          f"{'with' if self.pretrained else 'without'} weights")
+            if self.weights_storage.get("dtype") == "float16":
+                lines.append(f"  weights: {storage_note(self.weights_storage)}")
         else:
             lines.append("  files: none (architecture only: load(name, weights=False))")
         if self.url:
             lines.append(f"  url: {self.url}")
         lines.append(f"  licence: {self.licence}")
         return "\n".join(lines)
+
+
+def storage_note(storage):
+    """One sentence on a ``weights_storage`` record of float16 weights."""
+    note = (f"stored as float16 ({storage['bytes'] / 1e6:.1f} MB instead of "
+            f"{storage['float32_bytes'] / 1e6:.1f} MB), loaded as float32. The softmax outputs "
+            f"differ from the float32 model's by at most {storage['max_softmax_diff']:.2g} on "
+            f"the probe batch ({storage['probe']})")
+    check = storage.get("data_check")
+    if check:
+        note += (f" and by at most {check['max_softmax_diff']:.2g} on {check['images']} "
+                 f"images ({check['data']}), where {check['changed_top1']} top-1 "
+                 f"prediction(s) changed")
+        if "accuracy_float32" in check:
+            note += (f" and the accuracy went from {100 * check['accuracy_float32']:.2f} % to "
+                     f"{100 * check['accuracy_float16']:.2f} %")
+    if storage.get("flushed_to_zero"):
+        note += (f"; {storage['flushed_to_zero']} negligible weight(s), |w| <= "
+                 f"{storage['largest_flushed']:.1g}, became 0")
+    return note + "."

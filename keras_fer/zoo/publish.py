@@ -13,7 +13,9 @@ used as a ``KERAS_FER_HOME`` or uploaded as a whole and named by an entry's ``ur
 ``bundle=True`` writes the entry into ``keras_fer/zoo/entries/`` and the files into
 ``keras_fer/zoo/files/<name>/`` instead (shipped inside the wheel), without the SavedModel:
 it is several times the size of the ``.keras`` file and ``load_serving`` rebuilds it from the
-``.keras`` file on first use.
+``.keras`` file on first use. A bundled ``.keras`` file stores its weights as float16 by
+default (``weights_dtype``; half the bytes, loaded as float32, verified against the float32
+model by ``keras_fer.zoo.compact.store_float16``): the package has a size budget.
 
 Atomicity: the model folder is written under a hidden temporary name next to its target,
 and the entry (the only thing the registry reads) into a hidden temporary file next to its
@@ -40,8 +42,10 @@ from keras_fer.zoo.entry import (
     DEFAULT_INTENDED_USE,
     DEFAULT_LICENCE,
     DEFAULT_LIMITATIONS,
+    STORAGE_DTYPES,
     ZooEntry,
     check_name,
+    storage_note,
 )
 
 EVALUATION_FILES = ("confusion_matrix.png", "confusion_matrix.csv")
@@ -86,7 +90,7 @@ def _software():
 def publish(model, name, metrics=None, *, out_dir=None, version=1, dataset="", protocol="",
             recipe="", evaluation_dir=None, bundle=False, url=None, licence=DEFAULT_LICENCE,
             description="", intended_use=DEFAULT_INTENDED_USE, limitations=DEFAULT_LIMITATIONS,
-            overwrite=False, training_history=None):
+            overwrite=False, training_history=None, weights_dtype=None):
     """Publishes ``model`` (a ``FERClassifier`` or a path to its ``.keras`` file) as zoo
     entry ``name`` (``arch.tag``) and returns the ``ZooEntry``.
 
@@ -105,8 +109,19 @@ def publish(model, name, metrics=None, *, out_dir=None, version=1, dataset="", p
         training_history: the runs that made the weights (a list, or a run's
             ``training_history.json``); default: that file in ``evaluation_dir``'s parent
             (the run folder) when present.
+        weights_dtype: how the ``.keras`` file stores the float32 weights: ``"float16"``
+            (half the bytes; the default with ``bundle``; refused with a ``ValueError`` if a
+            weight does not fit float16 or the outputs move beyond the tolerance of
+            ``keras_fer.zoo.compact``) or ``"float32"`` (the default otherwise). The entry's
+            sha256 and size are those of the stored file, its ``weights_storage`` says how
+            it is stored; the SavedModel is exported from the stored weights.
     """
     check_name(name)
+    if weights_dtype is None:
+        weights_dtype = "float16" if bundle else "float32"
+    if weights_dtype not in STORAGE_DTYPES:
+        raise ValueError(f"weights_dtype must be one of {', '.join(STORAGE_DTYPES)} (or None: "
+                         f"float16 with bundle, else float32), got {weights_dtype!r}")
     if isinstance(model, (str, Path)):
         from keras_fer.zoo.loading import _load_keras_file
 
@@ -122,12 +137,7 @@ def publish(model, name, metrics=None, *, out_dir=None, version=1, dataset="", p
     if report is not None and not isinstance(report, dict):
         raise ValueError(f"metrics must be a dict, got {type(report).__name__}")
     training_history = _training_history(training_history, evaluation_dir)
-    if bundle:
-        root, model_dir = store.BUNDLED_DIR, store.BUNDLED_DIR / "files" / name
-    else:
-        root = Path(out_dir) if out_dir else store.home()
-        model_dir = root / "models" / name
-    entry_path = root / "entries" / f"{name}.json"
+    entry_path, model_dir = release_paths(name, bundle, out_dir)
     if not overwrite:
         _refuse_existing(name, entry_path, model_dir)
 
@@ -143,9 +153,16 @@ def publish(model, name, metrics=None, *, out_dir=None, version=1, dataset="", p
     inference_model = inference_copy(model)
     # Everything is written into a hidden folder next to model_dir, then swapped in together
     # with the entry by store.commit_release, which undoes the swap if any step fails.
-    tmp = store.temporary_dir(model_dir)
-    try:
+    with store.staging_dir(model_dir) as tmp:
         inference_model.save(str(tmp / entry.keras_file))
+        if weights_dtype == "float16":
+            from keras_fer.zoo.compact import store_float16
+            from keras_fer.zoo.loading import _load_keras_file
+
+            keras_file = tmp / entry.keras_file
+            entry.weights_storage = store_float16(keras_file, keras_file,
+                                                  reference=inference_model)
+            inference_model = _load_keras_file(str(keras_file))  # what users will load
         if not bundle:
             from keras_fer.zoo.serving import export_serving
 
@@ -157,10 +174,17 @@ def publish(model, name, metrics=None, *, out_dir=None, version=1, dataset="", p
         write_model_card(tmp, entry, report, inference_model)
         entry.files = store.hash_tree(tmp)
         store.commit_release(tmp, model_dir, entry_path, entry.to_json(), overwrite=overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return entry
+
+
+def release_paths(name, bundle=False, out_dir=None):
+    """``(entry file, model folder)`` of release ``name``: in the package (``bundle``), else
+    under the release root ``out_dir`` (default ``$KERAS_FER_HOME``)."""
+    if bundle:
+        return (store.BUNDLED_DIR / "entries" / f"{name}.json",
+                store.BUNDLED_DIR / "files" / name)
+    root = Path(out_dir) if out_dir else store.home()
+    return root / "entries" / f"{name}.json", root / "models" / name
 
 
 def _training_history(history, evaluation_dir):
@@ -220,6 +244,7 @@ def write_model_card(folder, entry, report, model):
                   "input_shape": list(entry.input_shape), "pixel_range": [0, 255],
                   "mean": list(entry.mean), "std": list(entry.std),
                   "class_names": entry.class_names, "params": count_params(model),
+                  "weights_storage": entry.weights_storage or None,
                   "outputs": "logits (the SavedModel returns softmax probabilities)"},
         "data": {"dataset": entry.dataset, "protocol": entry.protocol},
         "training": {"recipe": entry.recipe, "history": entry.training_history},
@@ -257,8 +282,10 @@ def model_card_markdown(card):
               f"(on the [0, 1] scale)",
               f"- output: {len(m['class_names'])} classes, in order: "
               f"{', '.join(m['class_names'])}",
-              f"- parameters: {m['params']['total']:,} ({m['params']['trainable']:,} trainable)",
-              "", "## Data and protocol", "",
+              f"- parameters: {m['params']['total']:,} ({m['params']['trainable']:,} trainable)"]
+    if (m.get("weights_storage") or {}).get("dtype") == "float16":
+        lines.append(f"- weights: {storage_note(m['weights_storage'])}")
+    lines += ["", "## Data and protocol", "",
               f"- data set: {card['data']['dataset'] or 'not stated'}",
               f"- protocol: {card['data']['protocol'] or 'not stated'}", "",
               "## Training recipe", ""]

@@ -219,6 +219,18 @@ def temporary_dir(target):
     return tmp
 
 
+@contextlib.contextmanager
+def staging_dir(target):
+    """``temporary_dir(target)`` for the block to fill (and hand to ``commit_release``);
+    removed if the block fails."""
+    tmp = temporary_dir(target)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def commit_release(folder, target, entry_path, entry_text, overwrite=False):
     """Swaps a complete model ``folder`` into place as ``target`` and writes ``entry_text``
     to ``entry_path``, as one step: on any failure, what was done is undone, so the folder
