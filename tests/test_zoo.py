@@ -420,3 +420,27 @@ def test_cli_publish(published, tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit, match="already exists"):
         main(["zoo", "publish", str(run / "model.keras"), "--name", "mini_xception.cli",
               "--out", str(out)])
+
+
+def test_inference_copy_computes_in_float32_whatever_the_training_policy():
+    import keras
+
+    from keras_fer.models import create_model
+    from keras_fer.zoo.publish import inference_copy
+
+    try:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        trained = create_model("resnet18", num_classes=3, input_shape=(32, 32, 1),
+                               width_multiplier=0.25)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert "mixed_bfloat16" in json.dumps(trained.get_config())
+    copy = inference_copy(trained)
+    assert "mixed_" not in json.dumps(copy.get_config())
+    reference = create_model("resnet18", num_classes=3, input_shape=(32, 32, 1),
+                             width_multiplier=0.25)
+    reference.set_weights(trained.get_weights())
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 1)).astype("float32")
+    out = keras.ops.convert_to_numpy(copy(x))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, keras.ops.convert_to_numpy(reference(x)), atol=1e-5)

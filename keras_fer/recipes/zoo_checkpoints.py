@@ -399,8 +399,10 @@ def final_test(model_path, spec, args):
     from keras_fer.datasets.pipeline import make_dataset
     from keras_fer.evaluation import evaluate_model
     from keras_fer.models import flip_tta, load_model
+    from keras_fer.zoo.publish import inference_copy
 
-    model = load_model(model_path)
+    # The model as it publishes: float32 compute, whatever the training's precision policy.
+    model = inference_copy(load_model(model_path))
     test = C.load_dataset(spec["dataset"], args.data_root, split=["PublicTest"])
     ds = make_dataset(test, image_size=INPUT_SHAPE[:2], channels=INPUT_SHAPE[2], batch_size=256,
                       shuffle=False, label_mode="int", normalization={"scale": 1.0})
@@ -456,7 +458,10 @@ def run_entry(name, args):
         # The test images every FERPlus scheme keeps, not only the majority ones.
         every = C.load_dataset("ferplus", args.data_root, split=["PublicTest"],
                                label_mode="crossentropy")
-        trained = load_model(os.path.join(args.out, *runs[0].key.split("/"), "model.keras"))
+        from keras_fer.zoo.publish import inference_copy
+
+        trained = inference_copy(load_model(os.path.join(args.out, *runs[0].key.split("/"),
+                                                         "model.keras")))
         rows[0]["vote_metrics"] = vote_metrics(trained, every)
     metrics, eval_dir = entry_metrics(name, spec, rows, runs, args)
     for row in rows:

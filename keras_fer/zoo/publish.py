@@ -71,10 +71,27 @@ def _is_number(value):
 
 def inference_copy(model):
     """``model`` rebuilt from its config with the same weights and no optimizer or compile
-    state, so the saved file is small and loads without the training setup."""
-    clone = model.__class__.from_config(model.get_config())
+    state, so the saved file is small and loads without the training setup, and computing in
+    float32: a ``mixed_bfloat16`` training policy is a training speed-up, and kept in a
+    published model it makes every user's inference round activations to bfloat16 (less
+    accurate, and slow on CPUs without bfloat16 units)."""
+    clone = model.__class__.from_config(float32_config(model.get_config()))
     clone.set_weights(model.get_weights())
     return clone
+
+
+def float32_config(config):
+    """A copy of a Keras config in which every mixed-precision dtype policy (the
+    ``{"class_name": "DTypePolicy", "config": {"name": "mixed_..."}}`` a layer built under
+    ``keras.mixed_precision`` records) is "float32"; variables are float32 under either."""
+    if isinstance(config, list):
+        return [float32_config(item) for item in config]
+    if not isinstance(config, dict):
+        return config
+    if config.get("class_name") == "DTypePolicy" and \
+            str(config.get("config", {}).get("name", "")).startswith("mixed_"):
+        return dict(config, config=dict(config["config"], name="float32"))
+    return {key: float32_config(value) for key, value in config.items()}
 
 
 def _software():
