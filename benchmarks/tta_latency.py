@@ -2,7 +2,8 @@
 
     python benchmarks/tta_latency.py [--repeats 300] [--threads 1 2] [--width 0.5]
 
-Rows: one ResNet18 (``width_multiplier=--width``, 48x48x1, the zoo's FER2013 backbone size),
+Rows: one ResNet18 (``width_multiplier=--width``, 48x48x1, the zoo's FER2013 backbone size;
+also without the stem's max-pool, ``stem_pool=False``, as ``resnet18.fer2013`` is now),
 the same with horizontal-flip TTA (image and mirror as one batch of 2), the plain model called
 twice (image, then mirror: the TTA one could write outside the model) and a 2-member flip
 ensemble (two such ResNet18s, each on a batch of 2). Each model is converted as the app
@@ -27,13 +28,19 @@ def models(width):
 
     from keras_fer.models import EnsembleClassifier, create_model, flip_tta
 
-    def resnet(seed):
+    def resnet(seed, **options):
         keras.utils.set_random_seed(seed)
-        return create_model("resnet18", input_shape=(48, 48, 1), width_multiplier=width)
+        return create_model("resnet18", input_shape=(48, 48, 1), width_multiplier=width,
+                            **options)
 
-    single = resnet(0)
+    single, unpooled = resnet(0), resnet(3, stem_pool=False)
     return {"resnet18": single, "resnet18 + flip": flip_tta(single),
-            "2 x resnet18 + flip": EnsembleClassifier([resnet(1), resnet(2)], flip=True)}
+            "2 x resnet18 + flip": EnsembleClassifier([resnet(1), resnet(2)], flip=True),
+            # The zoo's resnet18.fer2013 since session 5: the stem without its max-pool.
+            "resnet18 stem_pool=False": unpooled,
+            "resnet18 stem_pool=False + flip": flip_tta(unpooled),
+            "resnet18 stem_pool=False + resnet18, flip": EnsembleClassifier(
+                [resnet(4, stem_pool=False), resnet(5)], flip=True)}
 
 
 def main(argv=None):
