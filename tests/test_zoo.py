@@ -373,6 +373,12 @@ def test_summarize_metrics():
               "per_class": {"a": {"f1": 1.0}}, "model": "m", "train_seconds": None}
     assert zoo.summarize_metrics(report) == {"accuracy": 0.5, "weighted_f1": 0.4,
                                              "params_total": 10}
+    # A number measured once on a test split, nested as zoo_checkpoints --final-test writes it.
+    final = {"accuracy": 0.6, "public_test": {"images": 9, "accuracy": 0.5, "report": "r.md",
+                                              "per_class_recall": {"angry": 0.25}}}
+    assert zoo.summarize_metrics(final) == {
+        "accuracy": 0.6, "public_test_images": 9, "public_test_accuracy": 0.5,
+        "public_test_per_class_recall_angry": 0.25}
 
 
 # -- command line ---------------------------------------------------------------------------

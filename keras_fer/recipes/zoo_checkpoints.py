@@ -132,11 +132,11 @@ ENTRIES.update({
         dataset="jaffe", protocol="subject", folds="leave_one_subject_out", arch="resnet18",
         # JAFFE's 256x256 portraits show hair and shoulders; the backbone and the app see
         # tight face crops: the faces are cropped as the app crops them.
-        face_crop=True, arch_options=_BACKBONE, init="zoo:resnet18.fer2013",
+        face_crop=True, arch_options=_BACKBONE, init="zoo:resnet18.ferplus",
         train=dict(epochs=30, **dict(_TRANSFER, batch_size=16)),
-        description="JAFFE 7-class classifier fine-tuned from resnet18.fer2013 "
-                    "(leave one poser out) on face crops (the app's Haar detector and square "
-                    "box): feed it crops made the same way."),
+        description="JAFFE 7-class classifier fine-tuned from a FERPlus fine-tune of the "
+                    "FER2013 backbone (its runs are in the history) on face crops (the app's "
+                    "Haar detector and square box): feed it crops made the same way."),
 })
 INPUT_SHAPE = (48, 48, 1)
 SMOKE_DATA = {"ckplus48": dict(subjects=4, frames=2),

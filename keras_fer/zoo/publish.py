@@ -53,15 +53,17 @@ EVALUATION_FILES = ("confusion_matrix.png", "confusion_matrix.csv")
 
 def summarize_metrics(report):
     """The entry's ``metrics``: the numbers of an evaluation report (``report.json``) or any
-    dict, flat. Top-level numbers are kept; dicts of numbers are flattened with their key as
-    prefix (``weighted`` -> ``weighted_f1``, ``params`` -> ``params_total``); per-class
-    tables, the confusion matrix and text go to the model card only."""
+    dict, flat. Top-level numbers are kept; nested dicts are flattened with their keys as
+    prefix (``weighted`` -> ``weighted_f1``, ``public_test`` -> ``public_test_accuracy``,
+    ``public_test_per_class_recall_angry``); an evaluation report's ``per_class`` table
+    (precision, recall, F1 and support of every class), lists (confusion matrices, fold
+    accuracies) and text go to the model card only."""
     out = {}
     for key, value in (report or {}).items():
         if _is_number(value):
             out[key] = value
-        elif isinstance(value, dict) and value and all(_is_number(v) for v in value.values()):
-            out.update({f"{key}_{k}": v for k, v in value.items()})
+        elif isinstance(value, dict) and key != "per_class":
+            out.update({f"{key}_{k}": v for k, v in summarize_metrics(value).items()})
     return out
 
 
