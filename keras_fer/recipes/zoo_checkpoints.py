@@ -407,11 +407,14 @@ def final_test(model_path, spec, args):
     ds = make_dataset(test, image_size=INPUT_SHAPE[:2], channels=INPUT_SHAPE[2], batch_size=256,
                       shuffle=False, label_mode="int", normalization={"scale": 1.0})
     run_dir = os.path.dirname(model_path)
-    report = evaluate_model(model, ds, test.classes, os.path.join(run_dir, "public_test"))
+    # No t-SNE of the test faces: the validation report has it, and it costs minutes on a CPU.
+    report = evaluate_model(model, ds, test.classes, os.path.join(run_dir, "public_test"),
+                            tsne_samples=0)
     tta = flip_tta(model)
     tta_path = os.path.join(run_dir, "model_flip_tta.keras")
     tta.save(tta_path)
-    flip = evaluate_model(tta, ds, test.classes, os.path.join(run_dir, "public_test_flip_tta"))
+    flip = evaluate_model(tta, ds, test.classes, os.path.join(run_dir, "public_test_flip_tta"),
+                          tsne_samples=0)
     return {"images": report["num_samples"], **_recalls(report), **_recalls(flip, "flip_tta_"),
             "flip_tta_model": tta_path,
             "report": os.path.join(run_dir, "public_test", "report.md")}
