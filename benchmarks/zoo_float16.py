@@ -13,7 +13,7 @@ changes, on the seeded probe batch and on real images of each model's data set.
 * CK+48 / JAFFE models: every image of the data set (they are trained on all of them).
 
 Without ``--dry-run`` each bundled entry still stored in float32 is converted in place with
-``keras_fer.zoo.compact.compact_release`` (the ``.keras`` file, the model card and the entry,
+``keras_fer.zoo.publish.compact_release`` (the ``.keras`` file, the model card and the entry,
 together), its real-image check recorded in ``weights_storage.data_check``. With it, copies
 are converted and measured and the package is left as it is.
 """
@@ -29,6 +29,7 @@ import numpy as np
 from keras_fer.recipes import _common as C
 from keras_fer.recipes.zoo_checkpoints import ENTRIES, INPUT_SHAPE
 from keras_fer.zoo import compact, store
+from keras_fer.zoo.publish import compact_release
 from keras_fer.zoo.entry import ZooEntry
 
 
@@ -83,7 +84,7 @@ def main(argv=None):
             start = time.perf_counter()
             check = real_images(entry, args.data_root)
             storage = (dry_run(entry, check) if args.dry_run
-                       else compact.compact_release(name, check=check).weights_storage)
+                       else compact_release(name, check=check).weights_storage)
             print(f"{name}: {time.perf_counter() - start:.0f} s")
         rows.append((name, storage))
     print("\n| model | .keras float32 | float16 | probe max dsoftmax | real images | "

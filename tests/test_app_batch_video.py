@@ -14,7 +14,7 @@ from keras_fer.app import FacePrediction, Predictor, process_video, sample_image
 from keras_fer.app.tracking import FaceTracks, box_iou
 from keras_fer.faces import HaarFaceDetector
 
-from tests.test_predict import _private_home, _run  # noqa: F401  (fixture: private cache)
+from test_predict import _private_home, _run  # noqa: F401  (fixture: private cache)
 
 
 @pytest.fixture(scope="module")

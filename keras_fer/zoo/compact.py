@@ -24,7 +24,7 @@ than ``MAX_SOFTMAX_DIFF``, and every probe image keeps its top-1 class unless th
 model's two best classes are within ``TIE_MARGIN`` of each other (a tie that rounding may
 break either way). The measured numbers are returned as the entry's ``weights_storage``.
 
-``compact_release`` converts a published release in place (the package's bundled models by
+``keras_fer.zoo.publish.compact_release`` converts a published release in place (the package's bundled models by
 default): the ``.keras`` file, the model card and the entry's sha256, size and
 ``weights_storage``, swapped in together as ``publish`` does.
 """
@@ -257,40 +257,3 @@ def store_float16(src, dst, reference=None, check=None):
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return storage
-
-
-# -- a published release, in place ------------------------------------------------------
-
-def compact_release(name, out_dir=None, check=None):
-    """Stores the weights of the release ``name`` in float16, in place: the package's own
-    bundled release (``out_dir`` None) or the one under the release root ``out_dir``. The
-    ``.keras`` file, the model card (``model.weights_storage``) and the entry (sha256, size,
-    ``weights_storage``) are replaced together; the returned ``ZooEntry`` is the new one.
-    An entry already stored in float16 is returned unchanged. ``check``: see
-    ``store_float16``. A release with a SavedModel is refused (it would keep float32
-    weights): publish it again with ``weights_dtype="float16"``."""
-    from keras_fer.zoo.publish import model_card_markdown, release_paths
-
-    entry_path, model_dir = release_paths(name, bundle=out_dir is None, out_dir=out_dir)
-    entry = ZooEntry.from_json(entry_path)
-    if entry.weights_storage.get("dtype") == "float16":
-        return entry
-    if entry.serving_files:
-        raise ValueError(f"{name}: the release has a SavedModel, which would keep float32 "
-                         f"weights; publish it again with weights_dtype='float16'")
-    for filename, expected in entry.files.items():
-        store.verify(model_dir / filename, expected, name, filename)
-    with store.staging_dir(model_dir) as tmp:
-        shutil.copytree(model_dir, tmp, dirs_exist_ok=True)
-        keras_file = tmp / entry.keras_file
-        entry.weights_storage = store_float16(keras_file, keras_file, check=check)
-        card_path = tmp / "model_card.json"
-        if card_path.is_file():
-            card = json.loads(card_path.read_text())
-            card["model"]["weights_storage"] = entry.weights_storage
-            card_path.write_text(json.dumps(card, indent=2, default=str) + "\n")
-            (tmp / "model_card.md").write_text(model_card_markdown(card))
-        entry.files = store.hash_tree(tmp)
-        store.commit_release(tmp, model_dir, entry_path, entry.to_json(), overwrite=True)
-    return entry
-
