@@ -8,9 +8,11 @@ variants, 48x48 with the relative cutoff) into the source network, copies the so
 weights by layer path (``keras_fer.zoo.transfer_weights``, as ``init_mode="layers"``) and, with
 the modules at the paper's random initialisation and with ``identity_init=True``, measures on
 a class-stratified share of FER2013 PublicTest (the source's own validation rows): accuracy,
-agreement with the source's predictions, and each module's gate (the factor it multiplies the
-features by) over 256 images: mean, min, max and the share of positions below 0.1. Inference
-mode (BN moving statistics), as the fine-tune's first validation sees the network.
+agreement with the predictions of the plain network built the same way (vanilla: float32,
+weights copied; a source trained in mixed precision computes in bfloat16 as loaded, a few
+predictions apart), and each module's gate (the factor it multiplies the features by) over
+256 images: mean, min, max and the share of positions below 0.1. Inference mode (BN moving
+statistics), as the fine-tune's first validation sees the network.
 """
 
 import argparse
@@ -44,6 +46,8 @@ def gates(model, x):
     backbone = model.get_layer("resnet18_backbone")
     modules = [layer for layer in backbone.layers
                if isinstance(layer, (BAM, HighFrequencyAttention))]
+    if not modules:
+        return []
     inputs = keras.Model(backbone.input, [m.input for m in modules]).predict(
         model.get_layer("normalize")(x), verbose=0)
     return [(m.name, keras.ops.convert_to_numpy(
@@ -70,26 +74,30 @@ def main(argv=None):
     source = (load(args.source[len(ZOO_PREFIX):]) if args.source.startswith(ZOO_PREFIX)
               else load_model(args.source))
     x, y = images(args.data, args.per_class, args.seed)
-    reference = source.predict(x, verbose=0).argmax(-1)
-    print(f"{args.source}: {len(y)} PublicTest images, accuracy {np.mean(reference == y):.4f}")
-    print("| variant | init | accuracy | agrees with source | gate per module: mean [min, max] "
+    policy = next(layer for layer in source.get_layer("resnet18_backbone").layers
+                  if layer.weights).dtype_policy.name
+    print(f"{args.source}: {len(y)} PublicTest images, accuracy "
+          f"{np.mean(source.predict(x, verbose=0).argmax(-1) == y):.4f} as loaded ({policy})")
+    print("| variant | init | accuracy | agrees with vanilla | gate per module: mean [min, max] "
           "(share < 0.1) |")
     print("|---|---|---|---|---|")
-    for variant in VARIANTS:
-        for identity in (False, True):
-            keras.utils.set_random_seed(args.seed)
-            model = create_model(arch, num_classes=int(source.output_shape[-1]),
-                                 input_shape=shape, **options,
-                                 **H.arch_options(variant, H.PRETRAINED, identity))
-            transfer_weights(source, model, skip_layers=())  # as init_mode='layers'
-            pred = model.predict(x, verbose=0).argmax(-1)
-            cells = [f"{g.mean():.2f} [{g.min():.2f}, {g.max():.2f}] ({np.mean(g < 0.1):.0%})"
-                     for _, g in gates(model, x[:256])]
-            print(f"| {variant} | {'identity' if identity else 'paper'} | "
-                  f"{np.mean(pred == y):.4f} | {np.mean(pred == reference):.4f} | "
-                  f"{'; '.join(cells)} |", flush=True)
-            keras.backend.clear_session()
-
+    reference = None
+    for variant, identity in [("vanilla", False)] + [(v, i) for v in VARIANTS
+                                                     for i in (False, True)]:
+        keras.utils.set_random_seed(args.seed)
+        # Built and filled as the fine-tune builds it (float32, TrainConfig.init_mode="layers").
+        model = create_model(arch, num_classes=int(source.output_shape[-1]), input_shape=shape,
+                             **options, **H.arch_options(variant, H.PRETRAINED, identity))
+        transfer_weights(source, model, skip_layers=())
+        pred = model.predict(x, verbose=0).argmax(-1)
+        reference = pred if reference is None else reference
+        cells = [f"{g.mean():.2f} [{g.min():.2f}, {g.max():.2f}] ({np.mean(g < 0.1):.0%})"
+                 for _, g in gates(model, x[:256])]
+        start = "-" if variant == "vanilla" else "identity" if identity else "paper"
+        print(f"| {variant} | {start} | {np.mean(pred == y):.4f} | "
+              f"{np.mean(pred == reference):.4f} | "
+              f"{'; '.join(cells) or '-'} |", flush=True)
+        keras.backend.clear_session()
 
 if __name__ == "__main__":
     main()

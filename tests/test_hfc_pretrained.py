@@ -240,6 +240,32 @@ def test_pretrained_tables_json_and_picture(tmp_path):
     assert saved["paired"]["ckplus48"]["bam"]["better"] == 4
 
 
+def test_pretrained_main_tags_each_run_with_its_source_and_warns_on_a_change(tmp_path,
+                                                                            monkeypatch):
+    """Each run's row carries the source's hash taken when it starts; a source re-published
+    during the sweep (a zoo entry) is called out in the results."""
+    args = _prepared(tmp_path, "--variants", "vanilla,hfc")
+    runs = H.build_runs(args)
+    hashes = iter(["a", "a", "b", "b", "b"])  # 4 runs, then the check at the end
+    monkeypatch.setattr(H, "source_sha256", lambda init: next(hashes))
+    calls = []
+
+    def fake_run_one(run, out, force=False, select_best=True, head=None,
+                     evaluation_options=None):
+        calls.append((select_best, evaluation_options))
+        return dict(run.tags, key=run.key, accuracy=0.8 + 0.05 * run.tags["fold"],
+                    mean_class_accuracy=0.7, train_seconds=10.0, params=100, epochs=1)
+
+    monkeypatch.setattr(C, "run_one", fake_run_one)
+    assert H.pretrained_main(args, runs) == 0
+    assert calls == [(False, {"tsne_samples": 0})] * 4  # last epoch, no t-SNE
+    out = tmp_path / "out"
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["source_sha256"] for r in rows] == ["a", "a", "b", "b"]
+    assert "WARNING: the source's weights changed between runs" in (
+        out / "results.md").read_text()
+
+
 @pytest.mark.slow
 def test_pretrained_smoke_fine_tunes_from_the_source(tmp_path):
     """One real fold: the run starts from the zoo's weights (a backbone kernel stays next to the

@@ -48,8 +48,8 @@ class BAM(keras.layers.Layer):
     linear terms (first Dense unbiased, 1x1 reduce conv biased) is implausible.
 
     The residual form does not make the module the identity at initialisation: with random
-    last layers the gate ``1 + M`` is about 1.5 (measured in the zoo's FER2013 ResNet18 at its
-    four hook points, ``benchmarks/attention_at_init.py``: means 1.42-1.69, between 1.00 and
+    last layers the gate ``1 + M`` is about 1.5 (measured in the zoo's FER2013 ResNet18, run 2, at
+    its four hook points, ``benchmarks/attention_at_init.py``: means 1.42-1.69, between 1.00 and
     2.00), so four modules rescale the trained features by ~1.5 each, unevenly, and FER2013
     PublicTest accuracy fell from 58.4 % to 26.7 % before any training.
     ``identity_init=True`` starts the last layer of the branches at zero (``channel_fc1``, and

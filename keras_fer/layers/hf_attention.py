@@ -52,8 +52,8 @@ class HighFrequencyAttention(keras.layers.Layer):
 
     Inserted into a trained network, the paper's module is far from the identity at
     initialisation: it does not halve every activation but masks them at random. Measured in
-    the FER2013-trained ResNet18 of the zoo (``resnet18.fer2013``, 48x48, modules after the stem
-    and stages 1-3; ``benchmarks/attention_at_init.py``), the random score convolution gave
+    the FER2013-trained ResNet18 of the zoo (``resnet18.fer2013`` run 2, 48x48, modules after the
+    stem and stages 1-3; ``benchmarks/attention_at_init.py``), the random score convolution gave
     gates of mean 0.24, 0.68, 0.58 and 0.47, between 0.00 and 1.00, 43 % of the positions below
     0.1 after the stem, and FER2013 PublicTest accuracy fell from 58.4 % to 16.1 % (the LFC and
     two-matrix variants alike: 15-20 %) before any training. ``identity_init=True`` makes the

@@ -43,7 +43,9 @@ modules start as the identity (``--attention-init identity``: their ``identity_i
 option) so that the trained features reach the head unchanged at the first step: at the
 paper's initialisation the modules cut the source's FER2013 accuracy from 58 % to 15-20 %
 (HFC and its ablation) or 27 % (BAM) before any training (``benchmarks/attention_at_init.py``);
-``--attention-init paper`` keeps it.
+``--attention-init paper`` keeps it. A zoo entry can be re-published while a sweep runs
+(each run loads the source when it starts and records its sha256; the results warn when they
+differ): pin it with a file, ``--init FILE.keras``, as docs/recipes.md does.
 """
 
 import copy
@@ -311,7 +313,6 @@ def pretrained_runs(args):
                 else list(settings["variants"]) + ([] if args.no_ablation else list(ABLATION)))
     folds = args.folds or (2 if args.smoke else settings["folds"])
     train = transfer_settings(args)
-    sha = source_sha256(args.init)
     runs = []
     for name in datasets:
         dataset = C.load_dataset(name, args.data_root)
@@ -327,8 +328,7 @@ def pretrained_runs(args):
                 **train)
             runs.append(C.Run(key=C.run_key(name, tags, arch, variant), config=config,
                               train_data=train_data, val_data=test_data,
-                              tags=dict(tags, dataset=name, model=arch, variant=variant,
-                                        source_sha256=sha)))
+                              tags=dict(tags, dataset=name, model=arch, variant=variant)))
     return runs
 
 
@@ -547,10 +547,16 @@ def _source_options(config):
 
 
 def pretrained_main(args, runs):
-    # The last epoch, as the zoo's transfer entries: no epoch is chosen on the test fold. No
-    # t-SNE pictures: on 78 test faces they cost more than the 15 epochs on this CPU.
-    rows = C.run_all(runs, args.out, force=args.force, select_best=False,
-                     evaluation_options={"tsne_samples": 0})
+    rows = []
+    for i, run in enumerate(runs, 1):
+        # Each run loads the source when it starts: its hash then, in its row (a zoo entry
+        # re-published during a sweep would otherwise mix two sources unnoticed).
+        run.tags["source_sha256"] = source_sha256(args.init)
+        # The last epoch, as the zoo's transfer entries: no epoch is chosen on the test fold.
+        # No t-SNE pictures: on 78 test faces they cost more than the 15 epochs on this CPU.
+        rows.append(C.run_one(run, args.out, force=args.force, select_best=False,
+                              head=f"[{i}/{len(runs)}] {run.key}",
+                              evaluation_options={"tsne_samples": 0}))
     sections, paired = pretrained_sections(rows, args)
     sources = sorted({r["source_sha256"] for r in rows if r.get("source_sha256")}
                      | {source_sha256(args.init)})
@@ -565,8 +571,9 @@ def pretrained_main(args, runs):
              f"attention modules start as {start}",
              f"training: {TRANSFER_ENTRY}'s settings {transfer_settings(args)}",
              f"source weights: sha256 {sources[0]}" if len(sources) == 1 else
-             f"WARNING: the source's weights changed between runs (sha256 {sources}): the "
-             "folds did not all start from the same weights; --force retrains",
+             f"WARNING: the source's weights changed between runs (sha256 {sources}, each "
+             "run's in its row): the folds did not all start from the same weights; pin the "
+             "source (--init FILE.keras) and retrain (--force)",
              "accuracy of the LAST epoch on each test fold (no epoch chosen on the test side); "
              "std over folds is the population std (ddof 0), as the zoo's",
              "paired tests: the variant's fold accuracies against vanilla's on the same "
